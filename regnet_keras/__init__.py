@@ -1,0 +1,21 @@
+"""regnet_keras: RegNetX/Y for Keras 3 and tf-keras, built exactly as the paper defines them.
+
+Importing this package loads neither TensorFlow nor Keras; the builder loads the Keras of the
+process (see keras_backend) when a model is first built.
+"""
+
+from regnet_keras.applications import (
+    RegNetX002, RegNetX004, RegNetX006, RegNetX008, RegNetX016, RegNetX032, RegNetX040,
+    RegNetX064, RegNetX080, RegNetX120, RegNetX160, RegNetX320, RegNetY002, RegNetY004,
+    RegNetY006, RegNetY008, RegNetY016, RegNetY032, RegNetY040, RegNetY064, RegNetY080,
+    RegNetY120, RegNetY160, RegNetY320, build_model)
+from regnet_keras.builder import RegNet
+from regnet_keras.complexity import Complexity, Cost, complexity
+from regnet_keras.design_space import AnyNetConfig, RegNetConfig, StageSpec
+from regnet_keras.introspect import design_of_model
+from regnet_keras.preprocessing import preprocess_input
+from regnet_keras.weights import (WeightsDownloadError, WeightsFileError, open_weights_file,
+                                  save_weights)
+from regnet_keras.zoo import get_config, list_models
+
+__version__ = "0.1.0"

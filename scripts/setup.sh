@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything regnet_keras, its tools and its tests need on a fresh Debian machine:
+# Debian packages with apt-get, then the pinned Python packages and the project itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian_packages=(
+  bazel-bootstrap  # offline `bazel build` of the BUILD targets
+)
+if command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  missing=()
+  for package in "${debian_packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}"
+  fi
+else
+  echo "apt-get not found: install ${debian_packages[*]} with your package manager." >&2
+fi
+
+python3 -m pip install -q --disable-pip-version-check -r requirements.txt
+python3 -m pip install -q --disable-pip-version-check --no-deps -e .

@@ -1,0 +1,40 @@
+"""Shared fixtures: reference files from tf-keras' keras.applications, and subprocess helpers."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE_SCRIPT = os.path.join(REPO, "tests", "references", "keras_applications.py")
+# Models compared with keras.applications in the default run (all 24 in the slow run).
+PARITY_MODELS = ("RegNetX002", "RegNetY002", "RegNetX016", "RegNetY016")
+PARITY_SIZE = 64
+
+
+def run_python(args, extra_env=None, timeout=900):
+    """Runs `python args...` from the repository root; fails the test with its output."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(extra_env or {})
+    result = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+    return result
+
+
+def write_keras_applications_references(out_dir, models, size=PARITY_SIZE):
+    run_python([REFERENCE_SCRIPT, str(out_dir), "--size", str(size), *models])
+    return str(out_dir)
+
+
+@pytest.fixture(scope="session")
+def keras_applications_references(tmp_path_factory):
+    """Directory with regnetx002.h5, regnetx002_notop.h5, regnetx002_outputs.npz, ..."""
+    return write_keras_applications_references(
+        tmp_path_factory.mktemp("keras_applications"), PARITY_MODELS)
+
+
+def table_figure(text: str) -> int:
+    return int(re.sub(r"[,_]", "", text))
