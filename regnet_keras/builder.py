@@ -9,7 +9,7 @@ weights file says otherwise.
 
 from __future__ import annotations
 
-from regnet_keras import blocks, layer_names
+from regnet_keras import blocks, grouped_conv, layer_names
 from regnet_keras import weights as weights_io
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig
 from regnet_keras.keras_backend import get_keras
@@ -26,7 +26,7 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
            classifier_activation="softmax", include_preprocessing: bool = True,
            name: str | None = None, padding: str | None = None,
            preprocessing: str | None = None, zero_init_last_bn: bool = False,
-           zoo_name: str | None = None):
+           grouped_conv_implementation: str = "auto", zoo_name: str | None = None):
     """Instantiates a RegNet (or any AnyNet) as a Keras functional model.
 
     Args:
@@ -49,12 +49,18 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
       preprocessing: "imagenet" (mean/std) or "unit" (x/255). Default: what the weights file
         needs, else "imagenet".
       zero_init_last_bn: initialise each block's last BN gamma to zero (off in the zoo).
+      grouped_conv_implementation: how the grouped 3x3 convolutions train (see grouped_conv):
+        "auto" (fastest for the device and dtype), "native", "depthwise_gradient", or "keras" for
+        Keras' own XLA-compiled path. The layers are plain Conv2D layers whatever the choice.
       zoo_name: the zoo model this config is, which "imagenet" weights need.
     """
     if not isinstance(config, (RegNetConfig, AnyNetConfig)):
         raise ValueError(f"config={config!r} is invalid: pass a RegNetConfig or AnyNetConfig "
                          "(or use a zoo constructor such as regnet_keras.RegNetX002).")
     anynet = config.to_anynet()
+    if grouped_conv_implementation not in grouped_conv.IMPLEMENTATIONS:
+        raise ValueError(f"grouped_conv_implementation={grouped_conv_implementation!r} is "
+                         f"invalid: choose one of {grouped_conv.IMPLEMENTATIONS}.")
     keras = get_keras()
     _check_head_arguments(include_top, pooling, classes, weights)
 
@@ -88,6 +94,7 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
 
     model = keras.Model(inputs, x, name=name or zoo_name or ("regnet" if isinstance(
         config, RegNetConfig) else "anynet"))
+    grouped_conv.enable(model, grouped_conv_implementation)
     if weights_file is not None:
         weights_file.load_into(model)
     return model

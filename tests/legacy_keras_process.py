@@ -10,7 +10,6 @@ import os
 import sys
 
 import numpy as np
-import tf_keras
 
 import regnet_keras
 
@@ -32,7 +31,7 @@ def main(work_dir):
 
     path = os.path.join(work_dir, "legacy.keras")
     model.save(path)
-    restored = tf_keras.models.load_model(path)
+    restored = regnet_keras.load_model(path)
     report["keras_file_exact"] = bool(np.array_equal(
         restored.predict(expected["inputs"], verbose=0), outputs))
     report["keras_file_class"] = type(restored).__module__.split(".")[0]
