@@ -50,7 +50,7 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
         needs, else "imagenet".
       zero_init_last_bn: initialise each block's last BN gamma to zero (off in the zoo).
       grouped_conv_implementation: how the grouped 3x3 convolutions train (see grouped_conv):
-        "auto" (fastest for the device and dtype), "native", "depthwise_gradient", or "keras" for
+        "auto" (fastest for the device and dtype), "native", "split_gradient", or "keras" for
         Keras' own XLA-compiled path. The layers are plain Conv2D layers whatever the choice.
       zoo_name: the zoo model this config is, which "imagenet" weights need.
     """

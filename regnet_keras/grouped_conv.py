@@ -3,27 +3,36 @@
 Keras 3 and tf-keras both compile every grouped Conv2D with XLA, because TensorFlow's default CPU
 kernels have no grouped gradient; XLA's CPU grouped convolution is ~1000x slower than TensorFlow's
 own (a RegNetX002 trains at 2 img/s). Yet TensorFlow's oneDNN CPU kernels (on by default on x86
-Linux) and cuDNN compute grouped convolutions and their gradients directly, and far faster than any
-decomposition. Measured on 2 cores (B32, 16x16, 368 channels, group width 8, forward+backward):
+Linux) and cuDNN compute grouped convolutions and their gradients directly, faster than any
+decomposition. Forward+backward milliseconds on 2 cores, float32, batch 32
+(`python -m benchmarks.grouped_conv_formulations` reproduces them for any shape):
 
-    XLA (Keras' path)                         14,865 ms
-    TF grouped Conv2D op, oneDNN                  15 ms
-    forward native + depthwise gradients          42 ms
-    depthwise-with-multiplier + reduce            98 ms
-    block-diagonal dense kernel                  190 ms
-    im2col + einsum                              216 ms (277 ms under XLA)
+    size, channels, group width, stride            16,368,8,1  64,24,8,1  32,56,8,2
+    oneDNN on (TensorFlow's default on x86 Linux):
+      TF grouped op with its native gradient              16          15         5.5
+      split + conv + concat                               32          21        11
+      depthwise-with-multiplier + reduce                  97          70        15
+      block-diagonal dense kernel                        192          24         8.3
+      im2col + einsum                                    201         196        32
+      XLA grouped op (Keras' path)                    20,781
+    oneDNN off (TF_ENABLE_ONEDNN_OPTS=0: no native grouped gradient):
+      TF grouped op, gradient split by group              71          86        18
+      split + conv + concat                               62          87        15
+      depthwise-with-multiplier + reduce                 133         115        18
+      block-diagonal dense kernel                        239          65        14
+      im2col + einsum                                    356         370        42
 
-(`python -m benchmarks.grouped_conv_formulations` reproduces the table for any shape.)
-
-So the rule is simple: always run TensorFlow's grouped Conv2D op directly (the forward of every
-implementation, and what SavedModel and TFLite see: one CONV_2D, no decomposition), and take its
-gradient from TensorFlow where TensorFlow has one for the device and dtype (GPU; CPU with oneDNN in
-float32 and bfloat16, which a tiny probe checks once per process), else from the depthwise
-formulation's backprop kernels (CPU float16, or oneDNN disabled).
+So the rule is simple: always run TensorFlow's grouped Conv2D op for the forward pass (what
+SavedModel and TFLite see: one CONV_2D, no decomposition), and take its gradient from TensorFlow
+where TensorFlow has one for the dtype and device (GPU; CPU with oneDNN in float32 and bfloat16,
+which a tiny probe checks once per process). Elsewhere (CPU float16, oneDNN disabled) take it
+group by group from ordinary convolution gradients, the fastest of the decompositions that keep
+the forward native when oneDNN is off (1.1-1.4x the best of all of them).
 
 The speed-up is applied to the layer instances (`enable(model)`), which stay plain Keras Conv2D
 layers: saved files hold native layers and kernels, load without regnet_keras, and tfmot sees a
-Conv2D. A model restored from a file trains through Keras' path again until `enable` is called.
+Conv2D. A model restored from a file trains through Keras' path again until `enable` is called
+(`regnet_keras.load_model` does both).
 """
 
 from __future__ import annotations
@@ -31,26 +40,30 @@ from __future__ import annotations
 import functools
 import types
 
-IMPLEMENTATIONS = ("auto", "native", "depthwise_gradient", "keras")
+IMPLEMENTATIONS = ("auto", "native", "split_gradient", "keras")
 
 
 def grouped_conv2d(inputs, kernel, strides, padding: str, implementation: str = "auto"):
     """TensorFlow's grouped 2D convolution, channels last, differentiable on any device.
 
     `kernel` is a Keras Conv2D kernel (kh, kw, in_channels / groups, out_channels). `padding` is
-    "same" or "valid". `implementation`: "native" takes TensorFlow's gradient, "depthwise_gradient"
-    the depthwise formulation's, "auto" the first where TensorFlow has one.
+    "same" or "valid". `implementation`: "native" takes TensorFlow's grouped gradient,
+    "split_gradient" one ordinary convolution gradient per group, "auto" the first where
+    TensorFlow has it for the dtype and device, else the second.
     """
     import tensorflow as tf
     padding = padding.upper()
     strides = _pair(strides)
     if implementation == "auto":
         implementation = ("native" if native_gradient_available(inputs.dtype)
-                          else "depthwise_gradient")
+                          else "split_gradient")
     if implementation == "native":
         return tf.nn.conv2d(inputs, kernel, strides, padding)
-    if implementation == "depthwise_gradient":
-        return _conv2d_with_depthwise_gradient(inputs, kernel, strides, padding)
+    if implementation == "split_gradient":
+        # A tensor, not the variable: custom gradients differentiate tensors, and under mixed
+        # precision the conversion is the cast to the compute dtype.
+        return _conv2d_with_split_gradient(inputs, tf.convert_to_tensor(kernel, inputs.dtype),
+                                           strides, padding)
     raise ValueError(f"implementation={implementation!r} is invalid: choose one of "
                      f"{IMPLEMENTATIONS[:3]}.")
 
@@ -63,15 +76,20 @@ def _pair(strides):
 def _probe_native_gradient(dtype_name: str, device_type: str) -> bool:
     import tensorflow as tf
     try:
-        with tf.device(f"/{device_type}:0"):
+        # Calls the two ops TensorFlow's Conv2D gradient is made of, on a 2-group convolution.
+        # init_scope runs them eagerly even when first asked while a tf.function is traced.
+        with tf.init_scope(), tf.device(f"/{device_type}:0"):
             x = tf.ones((1, 4, 4, 4), dtype_name)
             kernel = tf.ones((3, 3, 2, 4), dtype_name)
-            with tf.GradientTape() as tape:
-                tape.watch([x, kernel])
-                y = tf.nn.conv2d(x, kernel, 2, "SAME")
-            gradients = tape.gradient(y, [x, kernel])
-            return all(g is not None for g in gradients) and bool(
-                tf.reduce_all(tf.math.is_finite(tf.cast(gradients[1], tf.float32))))
+            dy = tf.ones((1, 2, 2, 4), dtype_name)
+            strides, padding = (1, 2, 2, 1), "SAME"
+            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel,
+                                                out_backprop=dy, strides=strides, padding=padding)
+            dkernel = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel),
+                                                      out_backprop=dy, strides=strides,
+                                                      padding=padding)
+            return bool(tf.reduce_all(tf.math.is_finite(tf.cast(dx, tf.float32))) and
+                        tf.reduce_all(tf.math.is_finite(tf.cast(dkernel, tf.float32))))
     except (tf.errors.OpError, ValueError, TypeError, NotImplementedError):
         return False
 
@@ -83,28 +101,7 @@ def native_gradient_available(dtype) -> bool:
     return _probe_native_gradient(tf.as_dtype(dtype).name, device_type)
 
 
-def _depthwise_layout(kernel, groups):
-    """Keras grouped kernel (kh, kw, cin_g, groups * m) -> depthwise kernel (kh, kw, C, m).
-
-    Input channel g * cin_g + i of group g multiplies into that group's m outputs; the grouped
-    convolution is the depthwise convolution summed over the cin_g channels of each group.
-    """
-    import tensorflow as tf
-    kh, kw, cin_g, out_channels = kernel.shape
-    m = out_channels // groups
-    grouped = tf.reshape(kernel, (kh, kw, cin_g, groups, m))
-    return tf.reshape(tf.transpose(grouped, (0, 1, 3, 2, 4)), (kh, kw, groups * cin_g, m))
-
-
-def _grouped_layout(depthwise_kernel, cin_g):
-    import tensorflow as tf
-    kh, kw, channels, m = depthwise_kernel.shape
-    groups = channels // cin_g
-    split = tf.reshape(depthwise_kernel, (kh, kw, groups, cin_g, m))
-    return tf.reshape(tf.transpose(split, (0, 1, 3, 2, 4)), (kh, kw, cin_g, groups * m))
-
-
-def _conv2d_with_depthwise_gradient(inputs, kernel, strides, padding):
+def _conv2d_with_split_gradient(inputs, kernel, strides, padding):
     import tensorflow as tf
 
     @tf.custom_gradient
@@ -112,21 +109,18 @@ def _conv2d_with_depthwise_gradient(inputs, kernel, strides, padding):
         y = tf.nn.conv2d(x, w, strides, padding)
 
         def gradient(dy):
-            cin_g, out_channels = w.shape[2], w.shape[3]
-            groups = x.shape[-1] // cin_g
-            m = out_channels // groups
-            # The depthwise output channel (g * cin_g + i) * m + j feeds output g * m + j.
-            shape = tf.shape(dy)
-            grouped = tf.reshape(dy, (shape[0], shape[1], shape[2], groups, 1, m))
-            tiled = tf.broadcast_to(grouped, (shape[0], shape[1], shape[2], groups, cin_g, m))
-            dy_depthwise = tf.reshape(tiled, (shape[0], shape[1], shape[2], groups * cin_g * m))
-            depthwise_kernel = _depthwise_layout(w, groups)
-            full_strides = (1, strides[0], strides[1], 1)
-            dx = tf.nn.depthwise_conv2d_backprop_input(
-                tf.shape(x), depthwise_kernel, dy_depthwise, full_strides, padding)
-            dw = tf.nn.depthwise_conv2d_backprop_filter(
-                x, tf.shape(depthwise_kernel), dy_depthwise, full_strides, padding)
-            return dx, _grouped_layout(dw, cin_g)
+            # Each group's gradient is an ordinary convolution's, which every TF kernel has.
+            groups = x.shape[-1] // w.shape[2]
+            dx, dw = [], []
+            for x_g, w_g, dy_g in zip(tf.split(x, groups, -1), tf.split(w, groups, -1),
+                                      tf.split(dy, groups, -1)):
+                dx.append(tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x_g), filter=w_g, out_backprop=dy_g,
+                    strides=(1, *strides, 1), padding=padding))
+                dw.append(tf.raw_ops.Conv2DBackpropFilter(
+                    input=x_g, filter_sizes=tf.shape(w_g), out_backprop=dy_g,
+                    strides=(1, *strides, 1), padding=padding))
+            return tf.concat(dx, -1), tf.concat(dw, -1)
 
         return y, gradient
 

@@ -28,6 +28,7 @@ def test_legacy_keras_process_builds_the_same_network(tmp_path):
     # Weights written from Keras 3 give the same function in tf-keras.
     assert report["max_difference_to_keras3"] <= 1e-4
     assert report["keras_file_exact"] and report["keras_file_class"] == "tf_keras"
+    assert report["grouped_conv"] == "auto" and np.isfinite(report["fit_loss"])
 
 
 def test_importing_the_package_loads_no_keras_tfmot_or_tensorflow():
