@@ -1,0 +1,247 @@
+"""Conversion of RegNets to TFLite, the metadata an app needs, and checks on the LiteRT runtime.
+
+Variants: float32, float16 (weights), dynamic (dynamic-range int8 weights), int8 (full-integer
+post-training quantization calibrated on representative images) and qat (a quantization-aware
+trained tf-keras model from `quantization`). Only TFLite builtin ops are allowed: a model that
+would need Select TF ops fails with the ops named. TFLite's converter leaks memory with every
+convert() in TF 2.21, so tools convert each variant in a process of its own.
+
+The metadata is a JSON file beside each .tflite (`<name>.json`), described in
+docs/MODEL_METADATA.md; the Android demo reads exactly that.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+
+import numpy as np
+
+from regnet_keras import layer_names
+from regnet_keras.preprocessing import MODES
+
+VARIANTS = ("float32", "float16", "dynamic", "int8", "qat")
+IO_TYPES = ("float32", "uint8", "int8")
+METADATA_FORMAT = "regnet_keras.tflite_metadata"
+METADATA_VERSION = 1
+# Layer types a regnet_keras graph is made of (and tfmot's wrappers around them).
+SUPPORTED_LAYERS = {"InputLayer", "Rescaling", "ZeroPadding2D", "Conv2D", "BatchNormalization",
+                    "ReLU", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Multiply", "Add",
+                    "Dense", "Activation", "QuantizeLayer", "QuantizeWrapper",
+                    "QuantizeWrapperV2"}
+
+
+class ConversionError(ValueError):
+    """A model or request the converter cannot turn into a builtin-only TFLite file."""
+
+
+def check_convertible(model) -> None:
+    """Refuses models that are not regnet_keras RegNets or hold layers TFLite would not keep."""
+    names = {layer.name for layer in model.layers}
+    inner = {getattr(layer, "layer", layer).name for layer in model.layers}
+    if layer_names.STEM_CONV not in names | inner:
+        raise ConversionError(
+            f"model {model.name!r} is not a regnet_keras RegNet (no {layer_names.STEM_CONV!r} "
+            "layer); build it with regnet_keras or train it with tools.train.")
+    unsupported = sorted({type(layer).__name__ for layer in model.layers} - SUPPORTED_LAYERS)
+    if unsupported:
+        raise ConversionError(
+            f"model {model.name!r} has layers outside a RegNet graph: {', '.join(unsupported)}; "
+            "remove them or convert with tf.lite.TFLiteConverter directly.")
+
+
+def check_representative_images(images, input_shape) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float32)
+    expected = tuple(input_shape[1:])
+    if images.ndim != 4 or len(images) == 0:
+        raise ConversionError(
+            f"the representative dataset is empty or not a batch of images (shape "
+            f"{images.shape}); int8 calibration needs images shaped (N, {', '.join(map(str, expected))}).")
+    if any(e is not None and e != s for e, s in zip(expected, images.shape[1:])):
+        raise ConversionError(
+            f"representative images have shape {images.shape[1:]}, the model takes {expected}; "
+            "prepare them with the model's evaluation preprocessing.")
+    return images
+
+
+def convert(model, variant: str, representative_images=None, input_type: str = "float32",
+            output_type: str = "float32") -> bytes:
+    """Converts a Keras model to TFLite bytes with builtin ops only."""
+    import tensorflow as tf
+    if variant not in VARIANTS:
+        raise ConversionError(f"variant={variant!r} is invalid: choose one of {VARIANTS}.")
+    for name, value in (("input_type", input_type), ("output_type", output_type)):
+        if value not in IO_TYPES:
+            raise ConversionError(f"{name}={value!r} is invalid: choose one of {IO_TYPES}.")
+        if value != "float32" and variant not in ("int8", "qat"):
+            raise ConversionError(f"{name}={value!r} needs an integer model: use variant int8 "
+                                  "or qat, or keep float32 input and output.")
+    check_convertible(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        images = check_representative_images(representative_images, model.input_shape)
+        converter.representative_dataset = lambda: ([image[None]] for image in images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if variant in ("int8", "qat"):
+        converter.inference_input_type = tf.as_dtype(input_type)
+        converter.inference_output_type = tf.as_dtype(output_type)
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises ConverterError and plain Exceptions
+        ops = sorted(set(re.findall(r"\btf\.(\w+)", str(error))))
+        if ops:
+            raise ConversionError(
+                f"{model.name} needs TensorFlow ops that are not TFLite builtins: "
+                f"{', '.join(ops)}. regnet_keras converts with builtin ops only (Select TF ops "
+                "would need the Flex delegate on the phone).") from error
+        raise ConversionError(f"TFLite conversion of {model.name} ({variant}) failed: "
+                              f"{error}") from error
+
+
+def interpreter(model_content: bytes, num_threads: int = 2, xnnpack: bool = True):
+    """A LiteRT interpreter; with XNNPACK (what phones' CPUs run) unless told otherwise."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    resolver = (OpResolverType.AUTO if xnnpack
+                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    runtime = Interpreter(model_content=model_content, num_threads=num_threads,
+                          experimental_op_resolver_type=resolver)
+    runtime.allocate_tensors()
+    return runtime
+
+
+def op_counts(model_content: bytes) -> collections.Counter:
+    """The file's ops, as written (no delegate has replaced any)."""
+    runtime = interpreter(model_content, xnnpack=False)
+    return collections.Counter(op["op_name"] for op in runtime._get_ops_details())
+
+
+def float_ops(model_content: bytes) -> list[str]:
+    """Ops of an integer model that still compute in float (boundary (de)quantization aside)."""
+    runtime = interpreter(model_content, xnnpack=False)
+    tensors = {t["index"]: t for t in runtime.get_tensor_details()}
+    left = []
+    for op in runtime._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        outputs = [tensors[i] for i in op["outputs"] if i in tensors]
+        if any(t["dtype"] == np.float32 for t in outputs):
+            left.append(op["op_name"])
+    return left
+
+
+def check_converted(model, model_content: bytes, variant: str) -> None:
+    """Every convolution is one CONV_2D, no Select TF op, and integer variants compute in int8."""
+    ops = op_counts(model_content)
+    flex = sorted(op for op in ops if op.startswith("Flex") or op == "CUSTOM")
+    if flex:
+        raise ConversionError(f"the {variant} file holds non-builtin ops: {', '.join(flex)}.")
+    convolutions = sum(1 for layer in model.layers
+                       if type(getattr(layer, "layer", layer)).__name__ == "Conv2D")
+    if ops["CONV_2D"] != convolutions:
+        raise ConversionError(
+            f"the {variant} file has {ops['CONV_2D']} CONV_2D ops for {convolutions} Conv2D "
+            "layers: a convolution was decomposed or lost.")
+    if variant in ("int8", "qat"):
+        left = float_ops(model_content)
+        if left:
+            raise ConversionError(f"the {variant} file computes in float in: "
+                                  f"{', '.join(sorted(set(left)))}.")
+
+
+def _quantization(details) -> dict | None:
+    scale, zero_point = details["quantization"]
+    if details["dtype"] == np.float32 or scale == 0:
+        return None
+    return {"scale": float(scale), "zero_point": int(zero_point)}
+
+
+def metadata(model_content: bytes, *, model_name: str, variant: str, labels, preprocessing,
+             crop_fraction: float, output_activation: str) -> dict:
+    """The sidecar metadata of a .tflite file (docs/MODEL_METADATA.md).
+
+    `preprocessing` is the model's in-graph normalisation ("imagenet" or "unit").
+    """
+    if preprocessing not in MODES:
+        raise ConversionError(
+            f"the model has no known preprocessing layer (preprocessing={preprocessing!r}); build "
+            "it with include_preprocessing=True so that apps feed it plain 0-255 pixels.")
+    runtime = interpreter(model_content)
+    inputs, outputs = runtime.get_input_details()[0], runtime.get_output_details()[0]
+    # The graph normalises itself, so the app feeds 0-255 pixels unchanged: mean 0, std 1.
+    mean, std = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    labels = [str(label) for label in labels]
+    if len(labels) != int(outputs["shape"][-1]):
+        raise ConversionError(f"{len(labels)} labels for {int(outputs['shape'][-1])} outputs.")
+    return {
+        "format": METADATA_FORMAT,
+        "format_version": METADATA_VERSION,
+        "model_name": model_name,
+        "variant": variant,
+        "labels": labels,
+        "input": {
+            "shape": [int(d) for d in inputs["shape"]],
+            "layout": "NHWC",
+            "color_order": "RGB",
+            "dtype": np.dtype(inputs["dtype"]).name,
+            "quantization": _quantization(inputs),
+            "pixel_range": [0, 255],
+            "mean": mean,
+            "std": std,
+            "in_model_normalization": preprocessing,
+            "resize": {"crop_fraction": crop_fraction, "interpolation": "bilinear"},
+        },
+        "output": {
+            "dtype": np.dtype(outputs["dtype"]).name,
+            "quantization": _quantization(outputs),
+            "activation": output_activation,
+        },
+    }
+
+
+def write(model_content: bytes, metadata_record: dict, path: str) -> tuple[str, str]:
+    """Writes NAME.tflite and NAME.json atomically; returns both paths."""
+    base = path[:-len(".tflite")] if path.endswith(".tflite") else path
+    written = []
+    for target, data in ((base + ".tflite", model_content),
+                         (base + ".json", json.dumps(metadata_record, indent=2).encode())):
+        temporary = target + ".tmp"
+        with open(temporary, "wb") as f:
+            f.write(data)
+        os.replace(temporary, target)
+        written.append(target)
+    return written[0], written[1]
+
+
+def prepare_input(images, input_details) -> np.ndarray:
+    """0-255 RGB float images -> the tensor the interpreter takes (quantized if integer)."""
+    images = np.asarray(images, dtype=np.float32)
+    quantization = _quantization(input_details)
+    if quantization is None:
+        return images
+    info = np.iinfo(input_details["dtype"])
+    values = np.round(images / quantization["scale"]) + quantization["zero_point"]
+    return np.clip(values, info.min, info.max).astype(input_details["dtype"])
+
+
+def run(model_content_or_runtime, images) -> np.ndarray:
+    """Outputs (dequantized to float) of a .tflite model on 0-255 RGB images, one at a time."""
+    runtime = (model_content_or_runtime if hasattr(model_content_or_runtime, "invoke")
+               else interpreter(model_content_or_runtime))
+    inputs, outputs = runtime.get_input_details()[0], runtime.get_output_details()[0]
+    results = []
+    for image in np.asarray(images, dtype=np.float32):
+        runtime.set_tensor(inputs["index"], prepare_input(image[None], inputs))
+        runtime.invoke()
+        value = runtime.get_tensor(outputs["index"]).astype(np.float32)
+        quantization = _quantization(outputs)
+        if quantization is not None:
+            value = (value - quantization["zero_point"]) * quantization["scale"]
+        results.append(value[0])
+    return np.stack(results)
