@@ -29,7 +29,7 @@ METADATA_VERSION = 1
 # Layer types a regnet_keras graph is made of (and tfmot's wrappers around them).
 SUPPORTED_LAYERS = {"InputLayer", "Rescaling", "ZeroPadding2D", "Conv2D", "BatchNormalization",
                     "ReLU", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Multiply", "Add",
-                    "Dense", "Activation", "QuantizeLayer", "QuantizeWrapper",
+                    "Dense", "Activation", "DepthwiseConv2D", "QuantizeLayer", "QuantizeWrapper",
                     "QuantizeWrapperV2"}
 
 

@@ -22,6 +22,7 @@ class ModelDesign:
     in_channels: int
     include_top: bool
     classes: int | None
+    classifier_activation: str | None  # None: the model returns logits (or has no top)
     padding: str
     preprocessing: str | None  # None when the model has no preprocessing layer
 
@@ -62,9 +63,17 @@ def design_of_model(model) -> ModelDesign:
         in_channels=input_shape[-1],
         include_top=logits is not None,
         classes=logits.units if logits is not None else None,
+        classifier_activation=_activation_name(layers.get(names.PREDICTIONS)),
         padding="symmetric" if names.STEM_PAD in layers else "same",
         preprocessing=_preprocessing_mode(layers.get(names.PREPROCESSING)),
     )
+
+
+def _activation_name(layer) -> str | None:
+    if layer is None:
+        return None
+    activation = layer.get_config()["activation"]
+    return activation if isinstance(activation, str) else getattr(activation, "__name__", None)
 
 
 def _preprocessing_mode(layer) -> str | None:

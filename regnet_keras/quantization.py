@@ -8,8 +8,9 @@ preprocessing.
 tfmot's default 8-bit scheme quantizes Conv2D (grouped ones included, weights per output channel),
 Dense, BatchNormalization (folded into the convolution by the TFLite converter), ReLU, Add,
 GlobalAveragePooling2D, ZeroPadding2D and the classifier's Activation, but refuses the SE block's
-Multiply and the Rescaling input layer; those get `OutputQuantizeConfig`, which quantizes their
-output to 8 bits like tfmot's own Add. Grouped convolutions keep the fast implementation
+Multiply, which gets `OutputQuantizeConfig` (its output quantized to 8 bits like tfmot's own Add).
+The input normalisation (a per-channel Rescaling) becomes the 1x1 depthwise convolution it is,
+so that the converted model runs in int8 from its first op instead of normalising in float. Grouped convolutions keep the fast implementation
 of `grouped_conv` inside tfmot's wrappers, so QAT trains as fast as float training.
 """
 
@@ -21,7 +22,7 @@ from regnet_keras import grouped_conv
 from regnet_keras.keras_backend import uses_legacy_keras
 
 # Layers tfmot's default registry does not know, quantized at their output.
-OUTPUT_QUANTIZED_LAYERS = ("Multiply", "Rescaling")
+OUTPUT_QUANTIZED_LAYERS = ("Multiply",)
 # Layers that carry no computation to quantize.
 STRUCTURAL_LAYERS = ("InputLayer", "QuantizeLayer")
 
@@ -85,20 +86,22 @@ def quantize_model(model, allow_float_layers: bool = False):
     import tensorflow_model_optimization as tfmot
     quantize = tfmot.quantization.keras
     config_class = _output_quantize_config_class()
-    registry = quantize.default_8bit.default_8bit_quantize_registry.Default8BitQuantizeRegistry()
 
     def annotate(layer):
+        # tfmot's own configs for what its registry and transforms know (BN with its Conv2D
+        # included); quantize_apply refuses, by name, any layer neither knows.
         kind = type(layer).__name__
         if kind in STRUCTURAL_LAYERS:
             return layer
-        if registry.supports(layer):
-            return quantize.quantize_annotate_layer(layer)
+        if kind == "Rescaling":
+            layer = keras.layers.DepthwiseConv2D(1, use_bias=True, trainable=False,
+                                                 name=layer.name)
         if kind in OUTPUT_QUANTIZED_LAYERS:
             return quantize.quantize_annotate_layer(layer, config_class())
-        return layer  # left in float, and reported
+        return quantize.quantize_annotate_layer(layer)
 
     annotated = keras.models.clone_model(model, clone_function=annotate)
-    annotated.set_weights(model.get_weights())
+    _copy_weights(model, annotated)
     with quantize_scope():
         quantized = quantize.quantize_apply(annotated)
     report = quantization_report(quantized)
@@ -111,6 +114,21 @@ def quantize_model(model, allow_float_layers: bool = False):
     return quantized, report
 
 
+def _copy_weights(model, annotated) -> None:
+    import numpy as np
+    originals = {layer.name: layer for layer in model.layers}
+    for wrapper in annotated.layers:
+        layer = getattr(wrapper, "layer", wrapper)
+        original = originals[layer.name]
+        if type(original).__name__ == "Rescaling":
+            channels = layer.get_weights()[0].shape[2]
+            scale = np.broadcast_to(np.asarray(original.scale, np.float32), (channels,))
+            offset = np.broadcast_to(np.asarray(original.offset, np.float32), (channels,))
+            layer.set_weights([scale.reshape(1, 1, channels, 1), offset.copy()])
+        elif original.weights:
+            layer.set_weights(original.get_weights())
+
+
 def quantization_report(quantized_model) -> QuantizationReport:
     quantized, floating = [], []
     for layer in quantized_model.layers:
@@ -120,3 +138,16 @@ def quantization_report(quantized_model) -> QuantizationReport:
         elif kind not in STRUCTURAL_LAYERS:
             floating.append(layer.name)
     return QuantizationReport(tuple(quantized), tuple(floating))
+
+
+def rebuild_from_weights(path: str, input_shape):
+    """The tf-keras twin of the model whose regnet_keras weights file is `path`."""
+    require_legacy_keras()
+    from regnet_keras.builder import RegNet
+    from regnet_keras.weights import open_weights_file
+    stored = open_weights_file(path)
+    return RegNet(stored.config, weights=path, input_shape=tuple(input_shape),
+                  include_top=stored.classes is not None, classes=stored.classes or 1000,
+                  classifier_activation=stored.classifier_activation,
+                  include_preprocessing=stored.preprocessing is not None,
+                  padding=stored.padding, preprocessing=stored.preprocessing)

@@ -115,6 +115,7 @@ class WeightsFile:
     preprocessing: str | None
     classes: int | None  # None: the file has no classifier
     config: AnyNetConfig | None = None
+    classifier_activation: str | None = None
 
     def load_into(self, model) -> None:
         if self.config is not None:
@@ -198,6 +199,7 @@ def save_weights(model, path: str) -> None:
             f.attrs["padding"] = design.padding
             f.attrs["preprocessing"] = design.preprocessing or ""
             f.attrs["classes"] = design.classes or 0
+            f.attrs["classifier_activation"] = design.classifier_activation or ""
             for layer_name, weights in model_tensors(model).items():
                 group = f.create_group(layer_name)
                 for weight_name, value in weights.items():
@@ -241,7 +243,8 @@ def _read_own_file(path, f) -> WeightsFile:
     return WeightsFile(path=path, source="regnet_keras", tensors=tensors,
                        padding=str(f.attrs["padding"]),
                        preprocessing=str(f.attrs["preprocessing"]) or None, classes=classes,
-                       config=config_from_dict(json.loads(f.attrs["design"])))
+                       config=config_from_dict(json.loads(f.attrs["design"])),
+                       classifier_activation=str(f.attrs.get("classifier_activation", "")) or None)
 
 
 def _decode(value) -> str:
