@@ -19,8 +19,8 @@ import re
 
 import numpy as np
 
-from regnet_keras import layer_names
-from regnet_keras.preprocessing import MODES
+from regnet_keras import grouped_conv, layer_names
+from regnet_keras.preprocessing import MODES, with_depthwise_preprocessing
 
 VARIANTS = ("float32", "float16", "dynamic", "int8", "qat")
 IO_TYPES = ("float32", "uint8", "int8")
@@ -79,6 +79,9 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
             raise ConversionError(f"{name}={value!r} needs an integer model: use variant int8 "
                                   "or qat, or keep float32 input and output.")
     check_convertible(model)
+    if any(type(layer).__name__ == "Rescaling" for layer in model.layers):
+        model = with_depthwise_preprocessing(model)
+    grouped_conv.enable(model)  # trace TensorFlow's grouped op, never Keras' XLA call
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant != "float32":

@@ -41,3 +41,33 @@ def rescaling_layer(keras, mode: str, channels: int, name: str):
                              f"{channels}; use preprocessing='unit' or repeat grayscale to RGB.")
         scale, offset = scale[:1], offset[:1]
     return keras.layers.Rescaling(scale=scale, offset=offset, name=name)
+
+
+def with_depthwise_preprocessing(model, wrap=None):
+    """`model` with its Rescaling preprocessing computed as the 1x1 depthwise convolution it is.
+
+    Same function (a per-channel x * scale + offset), but converters and runtimes treat the two
+    differently: TFLite keeps a per-channel MUL/ADD pair in slow kernels (RegNetX002 int8 at 224:
+    3.8 ms vs 2.6 ms with the depthwise form on 2 threads), and tfmot cannot quantize Rescaling
+    at all. The other layers are shared with `model`, not copied; `wrap`, if given, is applied to
+    every layer of the copy (tfmot's annotation).
+    """
+    from regnet_keras.keras_backend import get_keras
+    keras = get_keras()
+    replacements = []
+
+    def clone(layer):
+        if type(layer).__name__ == "Rescaling":
+            replacement = keras.layers.DepthwiseConv2D(1, use_bias=True, trainable=False,
+                                                       name=layer.name)
+            replacements.append((layer, replacement))
+            layer = replacement
+        return wrap(layer) if wrap else layer
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for rescaling, convolution in replacements:
+        channels = convolution.get_weights()[0].shape[2]
+        scale = np.broadcast_to(np.asarray(rescaling.scale, np.float32), (channels,))
+        offset = np.broadcast_to(np.asarray(rescaling.offset, np.float32), (channels,))
+        convolution.set_weights([scale.reshape(1, 1, channels, 1), offset.copy()])
+    return copy

@@ -20,6 +20,7 @@ import dataclasses
 
 from regnet_keras import grouped_conv
 from regnet_keras.keras_backend import uses_legacy_keras
+from regnet_keras.preprocessing import with_depthwise_preprocessing
 
 # Layers tfmot's default registry does not know, quantized at their output.
 OUTPUT_QUANTIZED_LAYERS = ("Multiply",)
@@ -82,7 +83,6 @@ def quantize_model(model, allow_float_layers: bool = False):
     Raises ValueError naming the layers that would stay in float unless allow_float_layers.
     """
     require_legacy_keras()
-    import tf_keras as keras
     import tensorflow_model_optimization as tfmot
     quantize = tfmot.quantization.keras
     config_class = _output_quantize_config_class()
@@ -93,15 +93,11 @@ def quantize_model(model, allow_float_layers: bool = False):
         kind = type(layer).__name__
         if kind in STRUCTURAL_LAYERS:
             return layer
-        if kind == "Rescaling":
-            layer = keras.layers.DepthwiseConv2D(1, use_bias=True, trainable=False,
-                                                 name=layer.name)
         if kind in OUTPUT_QUANTIZED_LAYERS:
             return quantize.quantize_annotate_layer(layer, config_class())
         return quantize.quantize_annotate_layer(layer)
 
-    annotated = keras.models.clone_model(model, clone_function=annotate)
-    _copy_weights(model, annotated)
+    annotated = with_depthwise_preprocessing(model, wrap=annotate)
     with quantize_scope():
         quantized = quantize.quantize_apply(annotated)
     report = quantization_report(quantized)
@@ -112,21 +108,6 @@ def quantize_model(model, allow_float_layers: bool = False):
             "(--allow_float_layers) to accept that.")
     grouped_conv.enable(quantized)
     return quantized, report
-
-
-def _copy_weights(model, annotated) -> None:
-    import numpy as np
-    originals = {layer.name: layer for layer in model.layers}
-    for wrapper in annotated.layers:
-        layer = getattr(wrapper, "layer", wrapper)
-        original = originals[layer.name]
-        if type(original).__name__ == "Rescaling":
-            channels = layer.get_weights()[0].shape[2]
-            scale = np.broadcast_to(np.asarray(original.scale, np.float32), (channels,))
-            offset = np.broadcast_to(np.asarray(original.offset, np.float32), (channels,))
-            layer.set_weights([scale.reshape(1, 1, channels, 1), offset.copy()])
-        elif original.weights:
-            layer.set_weights(original.get_weights())
 
 
 def quantization_report(quantized_model) -> QuantizationReport:

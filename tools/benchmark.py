@@ -1,0 +1,180 @@
+"""LiteRT latency, size and memory of converted RegNets, side by side with keras.applications'.
+
+    python -m tools.benchmark --models RegNetX002,RegNetY002 [--image_size 224]
+        [--variants float32,float16,dynamic,int8] [--threads 1,2,4] [--runs 50]
+
+For every model and variant, ours (regnet_keras) and tf-keras' keras.applications RegNet of the
+same name are converted the same way (each conversion in a process of its own), then timed on
+the LiteRT interpreter with XNNPACK (median and p90 over --runs invocations after warm-up, per
+thread count, each file in a process of its own so that its peak memory is its own). The table
+gives size against params x bytes per weight, latency, the ratio ours / keras.applications, and
+achieved GFLOP/s (2 x multiply-adds from regnet_keras.complexity / median) against a float32
+matrix-multiplication peak measured on the spot with the same runtime.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+import numpy as np
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["RegNetX002", "RegNetY002"], "Zoo models.")
+flags.DEFINE_list("variants", ["float32", "float16", "dynamic", "int8"],
+                  "TFLite variants (see regnet_keras.export).")
+flags.DEFINE_list("threads", ["1", "2", "4"], "Interpreter thread counts.")
+flags.DEFINE_integer("image_size", 224, "Input height and width.")
+flags.DEFINE_integer("runs", 50, "Timed invocations per measurement, after warm-up.")
+flags.DEFINE_integer("warmup", 5, "Untimed invocations first.")
+flags.DEFINE_bool("keras_applications", True, "Also convert and time tf-keras' RegNets.")
+flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
+
+BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1}
+REPRESENTATIVE_IMAGES = 16  # latency does not depend on calibration quality
+
+
+def _convert_worker(source, model_name, variant, size, path):
+    from regnet_keras import export
+    images = np.random.default_rng(0).uniform(0, 255, (REPRESENTATIVE_IMAGES, size, size, 3))
+    if source == "ours":
+        import regnet_keras
+        model = regnet_keras.build_model(model_name, input_shape=(size, size, 3))
+        content = export.convert(model, variant, representative_images=images)
+    else:
+        # keras.applications' graph holds raw TF ops, so it cannot pass our RegNet checks; it is
+        # converted with the same converter settings directly.
+        import tensorflow as tf
+        import tf_keras
+        model = getattr(tf_keras.applications, model_name)(weights=None,
+                                                            input_shape=(size, size, 3))
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if variant != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if variant == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if variant == "int8":
+            converter.representative_dataset = lambda: (
+                [image[None].astype("float32")] for image in images)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        content = converter.convert()
+    with open(path, "wb") as f:
+        f.write(content)
+    return {"bytes": len(content)}
+
+
+def _time_interpreter(runtime, runs, warmup):
+    inputs = runtime.get_input_details()[0]
+    if inputs["dtype"] == np.float32:
+        value = np.random.default_rng(0).uniform(0, 255, inputs["shape"]).astype(np.float32)
+    else:
+        value = np.zeros(inputs["shape"], inputs["dtype"])
+    runtime.set_tensor(inputs["index"], value)
+    for _ in range(warmup):
+        runtime.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runtime.invoke()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _latency_worker(path, threads, runs, warmup):
+    from regnet_keras import export
+    with open(path, "rb") as f:
+        runtime = export.interpreter(f.read(), num_threads=threads)
+    times = np.array(_time_interpreter(runtime, runs, warmup)) * 1000
+    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _matmul_peak_worker(threads, runs, warmup):
+    """GFLOP/s of one large float32 FULLY_CONNECTED on LiteRT/XNNPACK: the runtime's peak."""
+    import keras
+    import tensorflow as tf
+    from regnet_keras import export
+    rows, depth, columns = 256, 1024, 1024
+    model = keras.Sequential([keras.Input((depth,), batch_size=rows),
+                              keras.layers.Dense(columns, use_bias=False)])
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    runtime = export.interpreter(content, num_threads=threads)
+    median = float(np.median(_time_interpreter(runtime, runs, warmup)))
+    return {"gflops": 2 * rows * depth * columns / median / 1e9}
+
+
+def _run_worker(spec):
+    kind, *arguments = spec.split("|")
+    if kind == "convert":
+        source, model_name, variant, size, path = arguments
+        result = _convert_worker(source, model_name, variant, int(size), path)
+    elif kind == "latency":
+        path, threads = arguments
+        result = _latency_worker(path, int(threads), FLAGS.runs, FLAGS.warmup)
+    else:
+        result = _matmul_peak_worker(int(arguments[0]), FLAGS.runs, FLAGS.warmup)
+    print("RESULT " + json.dumps(result))
+
+
+def _call_worker(spec):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-m", "tools.benchmark", f"--worker={spec}",
+                           f"--runs={FLAGS.runs}", f"--warmup={FLAGS.warmup}"],
+                          capture_output=True, text=True, env=environment)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise RuntimeError(f"{spec.split('|')[0]} worker failed: {reason}")
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        _run_worker(FLAGS.worker)
+        return
+    import regnet_keras
+    size = FLAGS.image_size
+    threads = [int(t) for t in FLAGS.threads]
+    peaks = {t: _call_worker(f"peak|{t}")["gflops"] for t in threads}
+    print(f"LiteRT + XNNPACK, {size}x{size}, median/p90 over {FLAGS.runs} runs; float32 matmul "
+          "peak " + ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)" for t in threads))
+    sources = ["ours"] + (["keras_app"] if FLAGS.keras_applications else [])
+    header = (f"{'model':11s} {'variant':8s} {'source':9s} {'size MB':>8s} {'vs params':>9s} "
+              f"{'thr':>3s} {'median ms':>9s} {'p90 ms':>7s} {'vs app':>6s} {'GFLOP/s':>8s} "
+              f"{'of peak':>7s} {'peak RSS MB':>11s}")
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as directory:
+        for model_name in FLAGS.models:
+            cost = regnet_keras.complexity(model_name, size)
+            for variant in FLAGS.variants:
+                results = {}
+                for source in sources:
+                    path = os.path.join(directory, f"{source}_{model_name}_{variant}.tflite")
+                    converted = _call_worker(f"convert|{source}|{model_name}|{variant}|{size}|"
+                                             f"{path}")
+                    results[source] = (converted, {t: _call_worker(f"latency|{path}|{t}")
+                                                   for t in threads})
+                for source, (converted, latencies) in results.items():
+                    size_mb = converted["bytes"] / 1e6
+                    expected = cost.params * BYTES_PER_WEIGHT[variant] / 1e6
+                    for t in threads:
+                        latency = latencies[t]
+                        app_median = (results["keras_app"][1][t]["median_ms"]
+                                      if "keras_app" in results else None)
+                        ratio = f"{latency['median_ms'] / app_median:6.2f}" if app_median else "     -"
+                        gflops = 2 * cost.flops / latency["median_ms"] / 1e6
+                        print(f"{model_name:11s} {variant:8s} {source:9s} {size_mb:8.2f} "
+                              f"{size_mb / expected:8.3f}x {t:3d} {latency['median_ms']:9.2f} "
+                              f"{latency['p90_ms']:7.2f} {ratio} {gflops:8.1f} "
+                              f"{gflops / peaks[t]:6.0%} {latency['rss_mb']:11.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
