@@ -1,0 +1,130 @@
+"""Quantization-aware training (int8, per-channel weights) of a trained RegNet run.
+
+    python -m tools.qat --model_dir runs/fashion_mnist [--epochs 2] [--lr 0.002]
+
+Reads RUN/best.keras and RUN/run.json, fine-tunes the model with tensorflow-model-optimization's
+quantization-aware training on the run's training data, evaluates it on the run's held-out split
+and writes RUN/qat/qat_model.keras (a tf-keras model; `python -m tools.convert --model RUN`
+turns it into the `qat` TFLite variant) and RUN/qat/qat.json. tfmot needs tf-keras: the work runs
+in a child process started with TF_USE_LEGACY_KERAS=1, on the same architecture rebuilt from a
+regnet_keras weights file.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A finished tools.train run directory.", required=True)
+flags.DEFINE_string("model_file", "best.keras", "Which model of the run to start from.")
+flags.DEFINE_integer("epochs", 2, "Quantization-aware fine-tuning epochs.")
+flags.DEFINE_float("lr", None, "Peak learning rate (cosine decay to 0). Default: 1% of the "
+                   "reference rate for --batch_size (0.1 per 128 images).")
+flags.DEFINE_integer("batch_size", 128, "Global batch size.")
+flags.DEFINE_bool("allow_float_layers", False, "Accept layers tfmot leaves in float (they are "
+                  "listed); otherwise such a model is refused.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "tf.distribute strategy of "
+                  "the fine-tuning (tfmot's QAT runs under MirroredStrategy; multi-worker and "
+                  "TPU are not supported by tfmot).")
+flags.DEFINE_bool("worker", False, "Internal: the tf-keras part, in a TF_USE_LEGACY_KERAS=1 "
+                  "process.")
+
+QAT_DIRECTORY = "qat"
+QAT_MODEL = "qat_model.keras"
+FLOAT_WEIGHTS = "float_weights.h5"
+REPORT = "qat.json"
+
+
+def _run_info(model_dir):
+    from regnet_keras import training
+    info = training.read_run(model_dir)
+    model_path = os.path.join(model_dir, FLAGS.model_file)
+    if info is None or not os.path.isfile(model_path):
+        raise app.UsageError(
+            f"{model_dir} holds no trained model ({FLAGS.model_file} and run.json): train one "
+            f"first with `python -m tools.train --model_dir {model_dir}`.")
+    return info, model_path
+
+
+def _export_float_weights(model_path, path):
+    import regnet_keras
+    regnet_keras.save_weights(regnet_keras.load_model(model_path), path)
+
+
+def _fine_tune(info, output_dir):
+    """The tf-keras part: quantize, fine-tune, evaluate, save."""
+    import tensorflow as tf
+    import tf_keras as keras
+    from regnet_keras import data as data_lib
+    from regnet_keras import quantization, schedule
+    strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
+                else tf.distribute.get_strategy())
+    image_size = int(info["image_size"])
+    source = data_lib.open_source(info.get("dataset", data_lib.DEFAULT_DATASET),
+                                  info.get("data_dir"),
+                                  holdout_fraction=info.get("holdout_fraction", 0.1),
+                                  corrupt_images=info.get("corrupt_images", "skip"))
+    pipeline = data_lib.TrainPipeline(source, image_size, data_lib.Augmentation(),
+                                      seed=int(info.get("seed", 0)) + 1)
+    steps_per_epoch = pipeline.steps_per_epoch(FLAGS.batch_size)
+    peak_lr = FLAGS.lr or 0.01 * schedule.scaled_learning_rate(FLAGS.batch_size)
+    with strategy.scope():
+        model = quantization.rebuild_from_weights(os.path.join(output_dir, FLOAT_WEIGHTS),
+                                                  (image_size, image_size, 3))
+        qat_model, report = quantization.quantize_model(model, FLAGS.allow_float_layers)
+        qat_model.compile(
+            optimizer=keras.optimizers.SGD(
+                keras.optimizers.schedules.CosineDecay(peak_lr,
+                                                       FLAGS.epochs * steps_per_epoch),
+                momentum=0.9, nesterov=True),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
+    start = time.time()
+    for epoch in range(FLAGS.epochs):
+        data = pipeline.dataset(epoch, 0, FLAGS.batch_size)
+        history = qat_model.fit(data, epochs=1, verbose=2)
+        logging.info("QAT epoch %d: loss %.4f", epoch + 1, history.history["loss"][-1])
+    seconds = time.time() - start
+    evaluation = data_lib.evaluation_dataset(info, 256, source=source)
+    _, top1 = qat_model.evaluate(evaluation, verbose=0)
+    qat_model.save(os.path.join(output_dir, QAT_MODEL))
+    summary = {"model_dir": FLAGS.model_dir, "start_model": FLAGS.model_file,
+               "epochs": FLAGS.epochs, "peak_lr": peak_lr, "batch_size": FLAGS.batch_size,
+               "fine_tune_seconds": seconds, "qat_keras_top1": float(top1),
+               "quantized_layers": len(report.quantized_layers),
+               "float_layers": list(report.float_layers)}
+    with open(os.path.join(output_dir, REPORT), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(json.dumps(summary))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
+    info, model_path = _run_info(FLAGS.model_dir)
+    output_dir = os.path.join(FLAGS.model_dir, QAT_DIRECTORY)
+    if FLAGS.worker:
+        _fine_tune(info, output_dir)
+        return
+    os.makedirs(output_dir, exist_ok=True)
+    _export_float_weights(model_path, os.path.join(output_dir, FLOAT_WEIGHTS))
+    environment = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "tools.qat", "--worker"] + [
+        arg for arg in sys.argv[1:] if arg != "--worker"]
+    done = subprocess.run(command, env=environment)
+    if done.returncode != 0:
+        sys.exit(done.returncode)
+    with open(os.path.join(output_dir, REPORT)) as f:
+        summary = json.load(f)
+    print(f"QAT model: {os.path.join(output_dir, QAT_MODEL)} (Keras top-1 "
+          f"{summary['qat_keras_top1']:.4f} after {summary['epochs']} epochs, "
+          f"{summary['fine_tune_seconds'] / 60:.1f} min). Convert it with "
+          f"`python -m tools.convert --model {FLAGS.model_dir}`.")
+
+
+if __name__ == "__main__":
+    app.run(main)
