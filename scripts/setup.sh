@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(
-  bazel-bootstrap  # offline `bazel build` of the BUILD targets
+  bazel-bootstrap        # offline `bazel build` of the BUILD targets
+  dataset-fashion-mnist  # the training job's embedded default dataset (IDX files)
 )
 if command -v apt-get >/dev/null 2>&1; then
   sudo=""

@@ -1,0 +1,571 @@
+"""Image classification data for training and evaluating RegNets: sources, augmentation, tf.data.
+
+Three kinds of source, all yielding uint8 images and integer labels:
+
+- "fashion_mnist" (the embedded default): the IDX files of Debian's dataset-fashion-mnist package
+  (/usr/share/datasets/fashion-mnist, or `data_dir` if it holds IDX files), else
+  tensorflow-datasets' fashion_mnist.
+- "folder": `data_dir` holds one sub-folder of JPEG/PNG files per class; `train/` plus `test/`,
+  `val/` or `validation/` sub-trees give the splits, else every k-th file of each class is held out.
+- any other tensorflow-datasets name, read from `data_dir` (tfds' default directory if None).
+
+Pipelines feed the model 0-255 RGB floats (the model normalises them itself); grayscale is
+repeated to three channels. Training: random-resized crop, horizontal flip and PCA lighting, the
+reference recipe's augmentation, drawn with stateless random ops keyed by (seed, epoch, example
+position), so an epoch's batches are the same however often the run is interrupted, and a resumed
+run skips exactly the examples it already consumed. Evaluation: resize and center crop.
+
+Public for other tools (quantization calibration, evaluation): `evaluation_dataset(run_info)` and
+`calibration_dataset(run_info, num_images)`, which take the values of a training run's run.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+FASHION_MNIST = "fashion_mnist"
+FOLDER = "folder"
+DEFAULT_DATASET = FASHION_MNIST
+DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+TRAIN_SUBDIR = "train"
+HELD_OUT_SUBDIRS = ("test", "val", "validation")
+CORRUPT_POLICIES = ("error", "skip")
+# Datasets of fixed-size images up to this many bytes are held in memory as one uint8 array.
+IN_MEMORY_LIMIT_BYTES = 2 << 30
+# AlexNet/pycls PCA lighting: ImageNet RGB eigenvalues and eigenvectors (pixels scaled to 0-1).
+LIGHTING_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+LIGHTING_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009),
+                         (-0.5808, -0.0045, -0.8140),
+                         (-0.5836, -0.6948, 0.4203))
+
+
+class DataError(ValueError):
+    """The data cannot be used as asked; the message names the problem and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Training augmentation of the reference recipe, with its knobs.
+
+    min_crop_area, crop_aspect_ratio: the random-resized crop keeps a fraction of the image area
+    drawn from [min_crop_area, 1] and an aspect ratio from [1/r, r] (log-uniform).
+    flip: horizontal flips with probability 1/2. lighting_std: PCA lighting strength (0: none).
+    """
+
+    min_crop_area: float = 0.08
+    crop_aspect_ratio: float = 4.0 / 3.0
+    flip: bool = True
+    lighting_std: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split of a source, as raw examples: uint8 images (HxWxC) and int labels."""
+
+    num_examples: int
+    # Exactly one of the three holds the examples.
+    images: np.ndarray | None = None  # (N, H, W, C) uint8, in memory
+    labels: np.ndarray | None = None
+    paths: tuple[str, ...] | None = None  # encoded image files, with `labels`
+    tfds_split: str | None = None
+
+    @property
+    def fixed_shape(self) -> bool:
+        return self.images is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A dataset: its class names and its training and held-out splits."""
+
+    name: str
+    data_dir: str | None
+    class_names: tuple[str, ...]
+    train: Split
+    held_out: Split
+    held_out_name: str
+    description: str
+    skipped_files: tuple[str, ...] = ()
+    tfds_builder: object = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+
+
+def open_source(dataset: str = DEFAULT_DATASET, data_dir: str | None = None, *,
+                holdout_fraction: float = 0.1, corrupt_images: str = "error") -> Source:
+    """Finds, checks and indexes a dataset; raises DataError naming the problem and the fix."""
+    if corrupt_images not in CORRUPT_POLICIES:
+        raise DataError(f"corrupt_images={corrupt_images!r} is invalid: choose one of "
+                        f"{CORRUPT_POLICIES}.")
+    if data_dir is not None:
+        data_dir = os.path.expanduser(str(data_dir))
+    if dataset == FASHION_MNIST:
+        idx_dir = data_dir or DEBIAN_FASHION_MNIST_DIR
+        if _idx_files(idx_dir) is not None:
+            return _fashion_mnist_from_idx(idx_dir)
+        if data_dir is not None and not os.path.isdir(data_dir):
+            raise DataError(f"data_dir={data_dir!r} does not exist: pass the directory holding "
+                            "Fashion-MNIST's IDX files or a tensorflow-datasets data directory.")
+    if dataset == FOLDER:
+        return _folder_source(data_dir, holdout_fraction, corrupt_images)
+    return _tfds_source(dataset, data_dir, holdout_fraction)
+
+
+def valid_dataset_names() -> list[str]:
+    import tensorflow_datasets as tfds
+    return [FASHION_MNIST, FOLDER] + sorted(set(tfds.list_builders()) - {FASHION_MNIST})
+
+
+_IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def _idx_files(directory):
+    """Paths of the four Fashion-MNIST IDX files (gzipped or not) in `directory`, or None."""
+    if not directory or not os.path.isdir(directory):
+        return None
+    found = {}
+    for key, stem in _IDX_NAMES.items():
+        for candidate in (stem + ".gz", stem):
+            if os.path.isfile(os.path.join(directory, candidate)):
+                found[key] = os.path.join(directory, candidate)
+                break
+        else:
+            return None
+    return found
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads an IDX file (the MNIST format; gzipped or not) into a NumPy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as file:
+            data = file.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read this IDX file ({error}); reinstall the "
+                        "dataset-fashion-mnist package.") from error
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes.")
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    payload = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if payload.size != int(np.prod(shape)):
+        raise DataError(f"{path}: holds {payload.size} bytes of data for shape {shape}; the file "
+                        "is truncated. Reinstall the dataset-fashion-mnist package.")
+    return payload.reshape(shape)
+
+
+def _fashion_mnist_from_idx(directory) -> Source:
+    files = _idx_files(directory)
+    arrays = {key: read_idx(path) for key, path in files.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{directory}: {split} has {images.shape[0]} images but "
+                            f"{labels.shape[0]} labels.")
+    return Source(
+        name=FASHION_MNIST, data_dir=directory, class_names=FASHION_MNIST_CLASSES,
+        train=Split(len(arrays["train_labels"]), images=arrays["train_images"][..., None],
+                    labels=arrays["train_labels"].astype(np.int32)),
+        held_out=Split(len(arrays["test_labels"]), images=arrays["test_images"][..., None],
+                       labels=arrays["test_labels"].astype(np.int32)),
+        held_out_name="test", description=f"Fashion-MNIST IDX files in {directory}")
+
+
+def _list_class_folders(root):
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError as error:
+        raise DataError(f"data_dir={root!r} cannot be read ({error.strerror}); pass a readable "
+                        "directory with one sub-folder of JPEG/PNG images per class.") from error
+    classes = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not
+               e.startswith(".")]
+    if not classes:
+        raise DataError(f"data_dir={root!r} holds no class folders: it needs one sub-folder of "
+                        "JPEG/PNG images per class (e.g. data_dir/cat/1.jpg, data_dir/dog/2.png).")
+    return classes
+
+
+def _list_images(root, classes):
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as error:
+            raise DataError(f"class folder {folder!r} cannot be read ({error.strerror}).") from error
+        images = [os.path.join(folder, n) for n in names
+                  if n.lower().endswith(IMAGE_EXTENSIONS) and
+                  os.path.isfile(os.path.join(folder, n))]
+        if not images:
+            raise DataError(f"class folder {folder!r} holds no JPEG/PNG images (extensions "
+                            f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder.")
+        files.extend(images)
+        labels.extend([label] * len(images))
+    return files, labels
+
+
+def _is_decodable(path) -> bool:
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            image.load()  # a full decode: catches truncated files that headers alone hide
+        return True
+    except Exception:  # PIL raises many types for broken files; any of them means unusable
+        return False
+
+
+def _check_images(files, labels, policy, root):
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        decodable = list(pool.map(_is_decodable, files))
+    corrupt = [f for f, ok in zip(files, decodable) if not ok]
+    if corrupt and policy == "error":
+        listed = "\n  ".join(corrupt[:20]) + ("\n  ..." if len(corrupt) > 20 else "")
+        raise DataError(f"{root}: {len(corrupt)} of {len(files)} image files cannot be decoded:"
+                        f"\n  {listed}\nDelete or fix them, or pass --corrupt_images=skip to "
+                        "train without them.")
+    kept = [(f, l) for f, l, ok in zip(files, labels, decodable) if ok]
+    return [f for f, _ in kept], [l for _, l in kept], corrupt
+
+
+def _folder_source(data_dir, holdout_fraction, corrupt_images) -> Source:
+    if data_dir is None:
+        raise DataError("dataset='folder' needs --data_dir: a directory with one sub-folder of "
+                        "JPEG/PNG images per class.")
+    if not os.path.isdir(data_dir):
+        raise DataError(f"data_dir={data_dir!r} is not a directory: pass a directory with one "
+                        "sub-folder of JPEG/PNG images per class.")
+    held_out_dir = next((os.path.join(data_dir, d) for d in HELD_OUT_SUBDIRS
+                         if os.path.isdir(os.path.join(data_dir, d))), None)
+    train_dir = os.path.join(data_dir, TRAIN_SUBDIR)
+    if os.path.isdir(train_dir) and held_out_dir is not None:
+        classes = _list_class_folders(train_dir)
+        held_out_classes = _list_class_folders(held_out_dir)
+        if held_out_classes != classes:
+            raise DataError(f"{held_out_dir} has classes {held_out_classes} but {train_dir} has "
+                            f"{classes}: both splits need the same class folders.")
+        train_files, train_labels = _list_images(train_dir, classes)
+        test_files, test_labels = _list_images(held_out_dir, classes)
+        held_out_name = os.path.basename(held_out_dir)
+    else:
+        classes = _list_class_folders(data_dir)
+        files, labels = _list_images(data_dir, classes)
+        if not 0 < holdout_fraction < 1:
+            raise DataError(f"holdout_fraction={holdout_fraction} is invalid: it must be in "
+                            "(0, 1).")
+        # Every k-th file of each class (sorted by name) is held out: stratified and the same
+        # on every run and every worker.
+        every = max(2, int(round(1 / holdout_fraction)))
+        position = {}
+        train_files, train_labels, test_files, test_labels = [], [], [], []
+        for f, l in zip(files, labels):
+            position[l] = position.get(l, -1) + 1
+            held = position[l] % every == every - 1
+            (test_files if held else train_files).append(f)
+            (test_labels if held else train_labels).append(l)
+        held_out_name = f"held-out 1/{every} of each class"
+    train_files, train_labels, bad_train = _check_images(train_files, train_labels,
+                                                         corrupt_images, data_dir)
+    test_files, test_labels, bad_test = _check_images(test_files, test_labels, corrupt_images,
+                                                      data_dir)
+    if not train_files or not test_files:
+        raise DataError(f"{data_dir}: no usable images remain for "
+                        f"{'training' if not train_files else 'evaluation'}.")
+    return Source(
+        name=FOLDER, data_dir=data_dir, class_names=tuple(classes),
+        train=Split(len(train_files), paths=tuple(train_files),
+                    labels=np.asarray(train_labels, np.int32)),
+        held_out=Split(len(test_files), paths=tuple(test_files),
+                       labels=np.asarray(test_labels, np.int32)),
+        held_out_name=held_out_name, description=f"image folders in {data_dir}",
+        skipped_files=tuple(bad_train + bad_test))
+
+
+def _tfds_source(name, data_dir, holdout_fraction) -> Source:
+    import tensorflow_datasets as tfds
+    if name not in tfds.list_builders():
+        raise DataError(f"dataset={name!r} is invalid: unknown dataset name. Valid names: "
+                        f"{', '.join(valid_dataset_names())}.")
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise DataError(f"data_dir={data_dir!r} does not exist: pass the tensorflow-datasets "
+                        f"data directory holding {name}.")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises assorted types for unusable builders
+        raise DataError(f"dataset={name!r}: tensorflow-datasets cannot open it ({error}).") \
+            from error
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise DataError(f"dataset={name!r} is not an image classification dataset (it needs "
+                        "'image' and 'label' features).")
+    class_names = tuple(features["label"].names)
+    splits = list(builder.info.splits.keys())
+    held_out_name = next((s for s in ("test", "validation") if s in splits), None)
+    train_split = "train"
+    if held_out_name is None:
+        percent = int(round(holdout_fraction * 100))
+        train_split, held_out_name = f"train[:{100 - percent}%]", f"train[{100 - percent}%:]"
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+            download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
+    except Exception as error:
+        raise DataError(f"dataset={name!r} is not prepared in "
+                        f"{data_dir or 'the default tensorflow-datasets directory'} and cannot "
+                        f"be prepared here ({type(error).__name__}: {error}). Prepare it with "
+                        "`tfds build` where its files are, then pass --data_dir.") from error
+    shape = features["image"].shape
+    train = _tfds_split(builder, train_split, shape)
+    held_out = _tfds_split(builder, held_out_name, shape)
+    return Source(name=name, data_dir=data_dir, class_names=class_names, train=train,
+                  held_out=held_out, held_out_name=held_out_name,
+                  description=f"tensorflow-datasets {name}", tfds_builder=builder)
+
+
+def _tfds_split(builder, split, shape) -> Split:
+    import tensorflow_datasets as tfds
+    if None not in shape:
+        num = builder.info.splits[split].num_examples
+        if num * int(np.prod(shape)) <= IN_MEMORY_LIMIT_BYTES:
+            images, labels = [], []
+            for image, label in tfds.as_numpy(builder.as_dataset(
+                    split=split, as_supervised=True, shuffle_files=False).batch(4096)):
+                images.append(image)
+                labels.append(label)
+            if not images:
+                raise DataError(f"dataset {builder.name} split {split!r} is empty.")
+            images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int32)
+            return Split(len(labels), images=images, labels=labels)
+    return Split(builder.info.splits[split].num_examples, tfds_split=split)
+
+
+# --------------------------------------------------------------------------------------------
+# Pipelines
+
+
+def _decode_file(path):
+    import tensorflow as tf
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape((None, None, 3))
+    return image
+
+
+def _to_rgb(images):
+    import tensorflow as tf
+    if images.shape[-1] == 1:
+        return tf.image.grayscale_to_rgb(images)
+    return images
+
+
+def _raw_examples(source: Source, split: Split, order=None, shard=(0, 1)):
+    """(uint8 image, label) of `split`, in `order` (an index array) or natural order."""
+    import tensorflow as tf
+    if split.tfds_split is not None:
+        ds = source.tfds_builder.as_dataset(split=split.tfds_split, as_supervised=True,
+                                            shuffle_files=False)
+        return ds.shard(shard[1], shard[0]) if shard[1] > 1 else ds
+    indices = np.arange(split.num_examples) if order is None else order
+    indices = indices[shard[0]::shard[1]]
+    if split.images is not None:
+        images, labels = split.images, split.labels
+        ds = tf.data.Dataset.from_tensor_slices(indices)
+        return ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+    paths = np.asarray(split.paths)[indices]
+    labels = split.labels[indices]
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return ds.map(lambda p, l: (_decode_file(p), l), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def eval_resize(images, image_size: int, crop_fraction: float):
+    """Resize so the shorter side is image_size / crop_fraction, then center crop (batch or one)."""
+    import tensorflow as tf
+    images = tf.cast(images, tf.float32)
+    single = images.shape.rank == 3
+    if single:
+        images = images[None]
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    scale = image_size / crop_fraction / tf.minimum(height, width)
+    new_h = tf.maximum(image_size, tf.cast(tf.round(height * scale), tf.int32))
+    new_w = tf.maximum(image_size, tf.cast(tf.round(width * scale), tf.int32))
+    images = tf.image.resize(images, (new_h, new_w), method="bilinear", antialias=True)
+    top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
+    images = images[:, top:top + image_size, left:left + image_size, :]
+    images = tf.clip_by_value(_to_rgb(images), 0.0, 255.0)
+    images = tf.ensure_shape(images, (None, image_size, image_size, 3))
+    return images[0] if single else images
+
+
+def augment(images, seed, image_size: int, augmentation: Augmentation):
+    """Random-resized crop, flip and lighting of a batch of same-size images.
+
+    `seed`: a stateless random key (two int64), so the same key gives the same pixels.
+    """
+    import tensorflow as tf
+    images = tf.cast(images, tf.float32)
+    batch = tf.shape(images)[0]
+
+    def uniform(stream, low=0.0, high=1.0, shape=(0,)[:0]):
+        return tf.random.stateless_uniform(
+            tf.concat([[batch], tf.constant(shape, tf.int32)], 0), seed + stream, low, high)
+
+    # Random-resized crop: area fraction and log-uniform aspect ratio, clipped to the image.
+    height = tf.cast(tf.shape(images)[1], tf.float32)
+    width = tf.cast(tf.shape(images)[2], tf.float32)
+    area = uniform(1, augmentation.min_crop_area, 1.0)
+    log_ratio = float(np.log(augmentation.crop_aspect_ratio))
+    ratio = tf.exp(uniform(2, -log_ratio, log_ratio))
+    crop_h = tf.minimum(1.0, tf.sqrt(area / ratio * width / height))  # relative to the height
+    crop_w = tf.minimum(1.0, tf.sqrt(area * ratio * height / width))
+    top = uniform(3) * (1.0 - crop_h)
+    left = uniform(4) * (1.0 - crop_w)
+    boxes = tf.stack([top, left, top + crop_h, left + crop_w], axis=1)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(batch), (image_size, image_size),
+                                      method="bilinear")
+    images = _to_rgb(images)
+    if augmentation.flip:
+        flip = uniform(5) < 0.5
+        images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if augmentation.lighting_std > 0:
+        alpha = tf.random.stateless_normal((batch, 3), seed + 6,
+                                           stddev=augmentation.lighting_std)
+        eigenvectors = tf.constant(LIGHTING_EIGENVECTORS, tf.float32)
+        eigenvalues = tf.constant(LIGHTING_EIGENVALUES, tf.float32)
+        rgb = tf.linalg.matvec(eigenvectors, alpha * eigenvalues) * 255.0  # (B, 3)
+        images = images + rgb[:, None, None, :]
+    return tf.clip_by_value(images, 0.0, 255.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainPipeline:
+    source: Source
+    image_size: int
+    augmentation: Augmentation
+    seed: int
+
+    def steps_per_epoch(self, global_batch_size: int) -> int:
+        return self.source.train.num_examples // global_batch_size
+
+    def dataset(self, epoch: int, skip_batches: int, batch_size: int,
+                worker_index: int = 0, num_workers: int = 1):
+        """One epoch of augmented training batches for one worker, from batch `skip_batches` on.
+
+        The epoch's order is a permutation drawn from (seed, epoch), the same on every worker;
+        worker i takes every num_workers-th example of it. Augmentation keys are the examples'
+        positions in the epoch, so batch k holds the same pixels whether or not the run was
+        resumed before it.
+        """
+        import tensorflow as tf
+        split = self.source.train
+        order = np.random.default_rng([self.seed, epoch]).permutation(split.num_examples)
+        skip = skip_batches * batch_size
+        if split.tfds_split is not None:
+            ds = _raw_examples(self.source, split, shard=(worker_index, num_workers))
+            ds = ds.shuffle(min(split.num_examples, 16384), seed=self.seed * 100003 + epoch,
+                            reshuffle_each_iteration=False)
+            ds = ds.enumerate().skip(skip)
+        else:
+            mine = order[worker_index::num_workers][skip:]
+            ds = _raw_examples(self.source, split, order=mine).enumerate(start=skip)
+        epoch_key = self.seed * 1000003 + epoch
+
+        def augment_batch(positions, example):
+            # Keyed by the position of the batch's first example in this worker's epoch.
+            images, labels = example
+            seed = tf.stack([tf.constant(epoch_key, tf.int64),
+                             tf.cast(positions[0], tf.int64) * num_workers + worker_index])
+            return augment(images, seed, self.image_size, self.augmentation), labels
+
+        if split.images is not None:
+            # In memory: batch the indices, gather and augment whole batches (vectorised).
+            mine = order[worker_index::num_workers][skip:]
+            images, labels = split.images, split.labels
+            ds = tf.data.Dataset.from_tensor_slices(
+                (np.arange(skip, skip + len(mine)), mine)).batch(batch_size, drop_remainder=True)
+            ds = ds.map(lambda p, i: augment_batch(p, (tf.gather(images, i),
+                                                       tf.gather(labels, i))),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+        elif split.fixed_shape:
+            ds = ds.batch(batch_size, drop_remainder=True)
+            ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda p, e: tuple(t[0] for t in augment_batch(
+                p[None], (e[0][None], e[1][None]))), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.batch(batch_size, drop_remainder=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def held_out_dataset(source: Source, image_size: int, crop_fraction: float,
+                     batch_size: int | None = None, shard=(0, 1)):
+    """The held-out split, resized and center-cropped: (float 0-255 RGB image, int32 label)."""
+    import tensorflow as tf
+    split = source.held_out
+    ds = _raw_examples(source, split, shard=shard)
+    if split.fixed_shape and batch_size:
+        ds = ds.batch(batch_size).map(
+            lambda x, y: (eval_resize(x, image_size, crop_fraction), tf.cast(y, tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE)
+        if split.num_examples * image_size * image_size * 3 * 4 <= IN_MEMORY_LIMIT_BYTES // 4:
+            ds = ds.cache()
+        return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y: (eval_resize(x, image_size, crop_fraction), tf.cast(y, tf.int32)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size:
+        ds = ds.batch(batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------------------------
+# The run.json interface
+
+
+def _source_of_run(run_info: dict) -> Source:
+    return open_source(run_info.get("dataset", DEFAULT_DATASET), run_info.get("data_dir"),
+                       holdout_fraction=run_info.get("holdout_fraction", 0.1),
+                       corrupt_images=run_info.get("corrupt_images", "skip"))
+
+
+def evaluation_dataset(run_info: dict, batch_size: int | None = None, source=None):
+    """The held-out split a run was evaluated on, as its evaluation saw it.
+
+    `run_info`: the values of a run's run.json (dataset, data_dir, image_size, and
+    eval_crop_fraction, 0.875 if absent). Elements: (float32 0-255 RGB image of
+    image_size x image_size x 3, int32 label), batched when batch_size is given.
+    """
+    source = source or _source_of_run(run_info)
+    return held_out_dataset(source, int(run_info["image_size"]),
+                            float(run_info.get("eval_crop_fraction", 0.875)), batch_size)
+
+
+def calibration_dataset(run_info: dict, num_images: int, seed: int = 0, source=None):
+    """`num_images` training images chosen at random (by `seed`), preprocessed exactly as
+    evaluation preprocesses: float32 0-255 RGB images of image_size x image_size x 3, unbatched.
+    For post-training quantization's representative dataset."""
+    import tensorflow as tf
+    source = source or _source_of_run(run_info)
+    split = source.train
+    count = min(int(num_images), split.num_examples)
+    image_size = int(run_info["image_size"])
+    crop_fraction = float(run_info.get("eval_crop_fraction", 0.875))
+    if split.tfds_split is not None:
+        ds = _raw_examples(source, split).shuffle(16384, seed=seed).take(count)
+    else:
+        order = np.random.default_rng(seed).permutation(split.num_examples)[:count]
+        ds = _raw_examples(source, split, order=order)
+    return ds.map(lambda x, y: eval_resize(x, image_size, crop_fraction),
+                  num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,118 @@
+"""Evaluating a trained .keras classifier: top-1, top-5 and a confusion matrix (PNG and JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from regnet_keras import data as data_lib
+
+REPORT_FILE = "report.json"
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+def predict_counts(model, dataset, num_classes: int) -> dict:
+    """Runs `model` over batches of (image, label); returns top-1, top-5 and the confusion matrix.
+
+    Rows of the matrix are true classes, columns predicted ones.
+    """
+    import tensorflow as tf
+
+    @tf.function
+    def predict(images):
+        return tf.cast(model(images, training=False), tf.float32)
+
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    top5_hits = total = 0
+    k = min(5, num_classes)
+    for images, labels in dataset:
+        scores = predict(images).numpy()
+        labels = labels.numpy().astype(np.int64)
+        predicted = scores.argmax(-1)
+        np.add.at(confusion, (labels, predicted), 1)
+        top_k = np.argpartition(-scores, k - 1, axis=-1)[:, :k]
+        top5_hits += int((top_k == labels[:, None]).any(-1).sum())
+        total += len(labels)
+    if total == 0:
+        raise ValueError("the evaluation data is empty.")
+    return {"examples": total, "top1": float(np.trace(confusion) / total),
+            "top5": float(top5_hits / total), "confusion_matrix": confusion}
+
+
+def plot_confusion(confusion: np.ndarray, class_names, path: str, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(class_names)
+    size = max(5.0, 0.45 * n + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    rows = confusion.sum(1, keepdims=True)
+    normalised = confusion / np.maximum(rows, 1)
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(n), labels=class_names, rotation=60, ha="right",
+                    fontsize=8 if n <= 30 else 5)
+    axes.set_yticks(range(n), labels=class_names, fontsize=8 if n <= 30 else 5)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=9)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    axes.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=6,
+                              color="white" if normalised[i, j] > 0.5 else "black")
+    figure.colorbar(image, ax=axes, fraction=0.046, label="fraction of the true class")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def evaluate_keras_model(model_path: str, run_info: dict, output_dir: str,
+                         batch_size: int = 256) -> dict:
+    """Evaluates a .keras model on the held-out data `run_info` describes; writes the report."""
+    from regnet_keras.grouped_conv import load_model
+    if not os.path.isfile(model_path):
+        raise ValueError(f"model={model_path!r} does not exist: pass a .keras file "
+                         "(e.g. runs/<run>/final.keras).")
+    model = load_model(model_path)
+    size = model.input_shape[1]
+    if size is not None and int(run_info["image_size"]) != size:
+        raise ValueError(f"image_size={run_info['image_size']} does not match the model's input "
+                         f"({size}x{size}).")
+    source = data_lib.open_source(run_info.get("dataset", data_lib.DEFAULT_DATASET),
+                                  run_info.get("data_dir"),
+                                  holdout_fraction=run_info.get("holdout_fraction", 0.1),
+                                  corrupt_images=run_info.get("corrupt_images", "skip"))
+    classes = model.output_shape[-1]
+    if classes != source.num_classes:
+        raise ValueError(f"the model has {classes} outputs but {source.description} has "
+                         f"{source.num_classes} classes: evaluate it on the data it was "
+                         "trained on.")
+    dataset = data_lib.evaluation_dataset(run_info, batch_size, source=source)
+    counts = predict_counts(model, dataset, source.num_classes)
+    os.makedirs(output_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(model_path))[0]
+    png = os.path.join(output_dir, f"{stem}_{CONFUSION_PNG}")
+    plot_confusion(counts["confusion_matrix"], source.class_names, png,
+                   f"{os.path.basename(model_path)} on {source.description} "
+                   f"({source.held_out_name}): top-1 {counts['top1']:.4f}")
+    report = {"model": model_path, "dataset": source.name, "data_dir": source.data_dir,
+              "split": source.held_out_name, "examples": counts["examples"],
+              "top1": counts["top1"], "top5": counts["top5"],
+              "class_names": list(source.class_names),
+              "confusion_matrix": counts["confusion_matrix"].tolist(),
+              "confusion_matrix_png": png}
+    report_path = os.path.join(output_dir, f"{stem}_{REPORT_FILE}")
+    with open(report_path, "w") as file:
+        json.dump(report, file, indent=2)
+    report["report_path"] = report_path
+    return report
+
+
+def evaluate_run(model_dir: str, which: str = "final.keras") -> dict:
+    """Evaluates a finished run's model with the data settings of its run.json."""
+    with open(os.path.join(model_dir, "run.json")) as file:
+        run_info = json.load(file)
+    return evaluate_keras_model(os.path.join(model_dir, which), run_info, model_dir)

@@ -1,0 +1,460 @@
+"""Training a RegNet with a tf.distribute custom loop: resumable, logged, evaluated each epoch.
+
+Why a custom loop and not Keras' `fit`: Keras 3's fit has open defects under
+MultiWorkerMirroredStrategy, and a loop of our own makes the resumable state explicit: model,
+optimizer (its step counter included) and the best accuracy so far are one tf.train.Checkpoint,
+and the data position follows from the step (each epoch's order and augmentation are a pure
+function of seed, epoch and position; see data.TrainPipeline). One code path serves the default,
+Mirrored, MultiWorkerMirrored and TPU strategies.
+
+A model directory holds:
+    run.json                 the run's identity (model, data, classes...) and, once finished, its
+                             results; a restart with another model or data is refused
+    checkpoints/             the latest two states (written every N steps and at each epoch end)
+    best.keras, final.keras  the best model on the held-out split, and the last one
+    history.csv, logs/       per-epoch metrics; TensorBoard scalars
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from regnet_keras import data as data_lib
+from regnet_keras import distribute as distribute_lib
+from regnet_keras import schedule as schedule_lib
+
+RUN_FILE = "run.json"
+BEST_MODEL = "best.keras"
+FINAL_MODEL = "final.keras"
+HISTORY_FILE = "history.csv"
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+# What a restart must agree on with the run already in a model directory.
+IDENTITY_KEYS = ("model", "dataset", "data_dir", "image_size", "num_classes", "class_names",
+                 "preprocessing", "batch_size", "epochs", "seed")
+
+
+class RunDirectoryError(ValueError):
+    """The model directory holds another run; nothing was written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    model: object  # a zoo name (str) or a RegNetConfig/AnyNetConfig
+    dataset: str = data_lib.DEFAULT_DATASET
+    data_dir: str | None = None
+    image_size: int = 32
+    batch_size: int = 128  # global
+    epochs: int = 6
+    lr: float | None = None  # peak learning rate; None: 0.1 per 128 images
+    warmup_epochs: float = 5.0
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    augmentation: data_lib.Augmentation = data_lib.Augmentation()
+    eval_crop_fraction: float = 0.875
+    holdout_fraction: float = 0.1
+    corrupt_images: str = "error"
+    preprocessing: str = "imagenet"
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    model_dir: str = "runs/default"
+    seed: int = 0
+    checkpoint_every_steps: int = 100
+    eval_batch_size: int = 256
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke tests)
+    preset: str | None = None
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else schedule_lib.scaled_learning_rate(
+            self.batch_size)
+
+    def model_description(self):
+        return self.model if isinstance(self.model, str) else self.model.to_dict()
+
+
+def build_model(config: TrainConfig, num_classes: int):
+    """The RegNet to train: 0-255 RGB in (its own normalisation layer), softmax out."""
+    import regnet_keras
+    kwargs = dict(include_top=True, weights=None,
+                  input_shape=(config.image_size, config.image_size, 3), classes=num_classes,
+                  classifier_activation="softmax", include_preprocessing=True,
+                  preprocessing=config.preprocessing)
+    if isinstance(config.model, str):
+        return regnet_keras.build_model(config.model, **kwargs)
+    return regnet_keras.RegNet(config.model, **kwargs)
+
+
+def _logits_model(model):
+    """The same layers up to the classifier's logits (training loss from logits is stable)."""
+    from regnet_keras import layer_names
+    from regnet_keras.keras_backend import get_keras
+    return get_keras().Model(model.inputs, model.get_layer(layer_names.LOGITS).output)
+
+
+def _write_json_atomically(path, values):
+    directory = os.path.dirname(path) or "."
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as file:
+        json.dump(values, file, indent=2)
+        temporary = file.name
+    os.replace(temporary, path)
+
+
+def _save_model_atomically(model, path):
+    directory = os.path.dirname(path) or "."
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def read_run(model_dir) -> dict | None:
+    path = os.path.join(model_dir, RUN_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as file:
+        return json.load(file)
+
+
+def run_identity(config: TrainConfig, source: data_lib.Source) -> dict:
+    return {
+        "model": config.model_description(),
+        "dataset": config.dataset,
+        "data_dir": source.data_dir,
+        "image_size": config.image_size,
+        "num_classes": source.num_classes,
+        "class_names": list(source.class_names),
+        "preprocessing": config.preprocessing,
+        "channels": 3,
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "eval_crop_fraction": config.eval_crop_fraction,
+        "holdout_fraction": config.holdout_fraction,
+        "corrupt_images": config.corrupt_images,
+        "held_out_split": source.held_out_name,
+        "train_examples": source.train.num_examples,
+        "held_out_examples": source.held_out.num_examples,
+        "preset": config.preset,
+    }
+
+
+def check_model_dir(model_dir, identity: dict):
+    """Refuses a model directory that holds a run of another model, data or class count."""
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise RunDirectoryError(f"model_dir={model_dir!r} is a file: pass a directory.")
+    previous = read_run(model_dir) if os.path.isdir(model_dir) else None
+    if previous is None:
+        has_state = os.path.isdir(model_dir) and any(
+            os.path.exists(os.path.join(model_dir, name))
+            for name in (CHECKPOINT_DIR, BEST_MODEL, FINAL_MODEL))
+        if has_state:
+            raise RunDirectoryError(
+                f"model_dir={model_dir!r} holds checkpoints or models but no {RUN_FILE}, so "
+                "they cannot be matched to this run; pass another --model_dir.")
+        return None
+    differences = [f"{key}: {previous.get(key)!r} there, {identity.get(key)!r} now"
+                   for key in IDENTITY_KEYS if previous.get(key) != identity.get(key)]
+    if differences:
+        raise RunDirectoryError(
+            f"model_dir={model_dir!r} holds another run (" + "; ".join(differences) +
+            "). Its checkpoints are kept: pass another --model_dir, or the same flags to "
+            "resume it.")
+    return previous
+
+
+class Progress:
+    """A Keras progress bar with ETA on a terminal; plain log lines otherwise."""
+
+    def __init__(self, total_steps, start_step, steps_per_epoch, log_every=50, stream=None):
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty()
+        self.total, self.start = total_steps, start_step
+        self.steps_per_epoch = steps_per_epoch
+        self.log_every = log_every
+        self.started = time.time()
+        self.bar = None
+
+    def epoch_start(self, epoch, epochs, step_in_epoch):
+        if self.interactive:
+            from regnet_keras.keras_backend import get_keras
+            print(f"epoch {epoch + 1}/{epochs}", file=self.stream)
+            self.bar = get_keras().utils.Progbar(self.steps_per_epoch,
+                                                 stateful_metrics=["loss", "top1", "lr"])
+            if step_in_epoch:
+                self.bar.update(step_in_epoch)
+
+    def update(self, step, epoch, loss, top1, lr):
+        done = step - self.start
+        if self.interactive:
+            self.bar.update(step - epoch * self.steps_per_epoch,
+                            [("loss", loss), ("top1", top1), ("lr", lr)])
+            return
+        if done % self.log_every and step != self.total:
+            return
+        elapsed = time.time() - self.started
+        eta = elapsed / max(done, 1) * (self.total - step)
+        print(f"step {step}/{self.total} epoch {epoch + 1} loss {loss:.4f} top1 {top1:.4f} "
+              f"lr {lr:.5f} {elapsed / max(done, 1) * 1000:.0f} ms/step "
+              f"eta {_duration(eta)}", file=self.stream, flush=True)
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _weights_digest(model) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight.numpy(), np.float32)).tobytes())
+    return digest.hexdigest()
+
+
+def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = None,
+          log=print) -> dict:
+    """Trains (or resumes, or finds finished) the run in config.model_dir; returns its run.json.
+
+    Everything that can be checked is checked before the first step: the data, the model name,
+    the model directory's previous run.
+    """
+    import tensorflow as tf
+    import regnet_keras
+    from regnet_keras.keras_backend import get_keras
+    keras = get_keras()
+
+    strategy = strategy or tf.distribute.get_strategy()
+    worker_index, num_workers, is_chief = distribute_lib.worker_identity(strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"batch_size={config.batch_size} is invalid: the global batch must be "
+                         f"a multiple of the {strategy.num_replicas_in_sync} replicas.")
+    if isinstance(config.model, str):
+        regnet_keras.get_config(config.model)  # unknown names: the error lists the valid ones
+    source = source or data_lib.open_source(
+        config.dataset, config.data_dir, holdout_fraction=config.holdout_fraction,
+        corrupt_images=config.corrupt_images)
+    if source.skipped_files:
+        log(f"skipped {len(source.skipped_files)} corrupt image files "
+            f"(--corrupt_images=skip): {', '.join(source.skipped_files[:5])}"
+            f"{' ...' if len(source.skipped_files) > 5 else ''}")
+    identity = run_identity(config, source)
+    previous = check_model_dir(config.model_dir, identity)
+
+    pipeline = data_lib.TrainPipeline(source, config.image_size, config.augmentation,
+                                      config.seed)
+    steps_per_epoch = pipeline.steps_per_epoch(config.batch_size)
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size={config.batch_size} is larger than the "
+                         f"{source.train.num_examples} training examples; lower --batch_size.")
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+
+    if is_chief:
+        os.makedirs(config.model_dir, exist_ok=True)
+        if previous is None:
+            _write_json_atomically(os.path.join(config.model_dir, RUN_FILE),
+                                   {**identity, "status": "running"})
+    # Non-chief workers write their (identical) checkpoints to a private directory that they
+    # delete: every worker must take part in saving, but only the chief's files are kept.
+    checkpoint_dir = (os.path.join(config.model_dir, CHECKPOINT_DIR) if is_chief else
+                      tempfile.mkdtemp(prefix=f"regnet-worker{worker_index}-"))
+
+    if config.mixed_precision:
+        has_gpu = bool(tf.config.list_logical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if has_gpu
+                                                else "mixed_bfloat16")
+    keras.utils.set_random_seed(config.seed)
+
+    with strategy.scope():
+        model = build_model(config, source.num_classes)
+        logits_model = _logits_model(model)
+        learning_rate = schedule_lib.keras_schedule(config.peak_lr, total_steps, warmup_steps)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum,
+                                         nesterov=config.nesterov)
+        if config.mixed_precision and keras.mixed_precision.global_policy().name == \
+                "mixed_float16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+        best_top1 = tf.Variable(-1.0, trainable=False, dtype=tf.float32)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+    restore_dir = os.path.join(config.model_dir, CHECKPOINT_DIR)
+    latest = tf.train.latest_checkpoint(restore_dir)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    step = int(optimizer.iterations.numpy())
+    if step:
+        log(f"resumed from {latest} at step {step} of {total_steps}")
+
+    # Kernels of convolutions and the classifier carry L2 weight decay (PyTorch's coupled
+    # decay: gradient += wd * w); BN parameters and biases do not.
+    decayed = [v for v in model.trainable_variables
+               if v.path.endswith("kernel") and len(v.shape) >= 2]
+    loss_fn = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=config.label_smoothing,
+        reduction="none")
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(logits_model(images, training=True), tf.float32)
+            one_hot = tf.one_hot(labels, source.num_classes)
+            per_example = loss_fn(one_hot, logits)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
+            if config.weight_decay:
+                loss += 0.5 * config.weight_decay * tf.add_n(
+                    [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in decayed]
+                ) / replicas
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(
+            tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32))
+        return tf.reduce_sum(per_example), correct
+
+    @tf.function(jit_compile=config.jit_compile or None)
+    def train_step(images, labels):
+        loss_sum, correct = strategy.run(replica_step, args=(images, labels))
+        return (strategy.reduce("SUM", loss_sum, axis=None),
+                strategy.reduce("SUM", correct, axis=None))
+
+    @tf.function
+    def eval_step(images, labels):
+        probabilities = tf.cast(model(images, training=False), tf.float32)
+        top5 = tf.math.in_top_k(tf.cast(labels, tf.int32), probabilities,
+                                min(5, source.num_classes))
+        top1 = tf.equal(tf.argmax(probabilities, -1, output_type=tf.int32),
+                        tf.cast(labels, tf.int32))
+        return tf.reduce_sum(tf.cast(top1, tf.int32)), tf.reduce_sum(tf.cast(top5, tf.int32))
+
+    eval_data = data_lib.held_out_dataset(source, config.image_size,
+                                          config.eval_crop_fraction, config.eval_batch_size)
+
+    def evaluate():
+        # Every worker evaluates the whole held-out split on its own copy of the (identical)
+        # weights: no collective ops, so uneven last batches cannot stall a cluster.
+        top1 = top5 = 0
+        for images, labels in eval_data:
+            a, b = eval_step(images, labels)
+            top1 += int(a)
+            top5 += int(b)
+        return top1 / source.held_out.num_examples, top5 / source.held_out.num_examples
+
+    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, LOG_DIR)) \
+        if is_chief else tf.summary.create_noop_writer()
+    history_path = os.path.join(config.model_dir, HISTORY_FILE)
+
+    def save_state():
+        manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
+
+    stop_at = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
+    progress = Progress(total_steps, step, steps_per_epoch)
+    per_replica_batch = config.batch_size // replicas
+    train_started = time.time()
+    stepping_seconds = 0.0
+    steps_run = 0
+    while step < stop_at:
+        epoch, step_in_epoch = divmod(step, steps_per_epoch)
+        epoch_started = time.time()
+
+        def dataset_fn(input_context, epoch=epoch, skip=step_in_epoch):
+            return pipeline.dataset(
+                epoch, skip, input_context.get_per_replica_batch_size(config.batch_size),
+                input_context.input_pipeline_id, input_context.num_input_pipelines)
+
+        distributed = strategy.distribute_datasets_from_function(dataset_fn)
+        iterator = iter(distributed)
+        progress.epoch_start(epoch, config.epochs, step_in_epoch)
+        loss_total = correct_total = seen = 0.0
+        while step_in_epoch < steps_per_epoch and step < stop_at:
+            images, labels = next(iterator)
+            tick = time.time()
+            loss_sum, correct = train_step(images, labels)
+            loss_sum, correct = float(loss_sum), float(correct)
+            stepping_seconds += time.time() - tick
+            steps_run += 1
+            step += 1
+            step_in_epoch += 1
+            loss_total += loss_sum
+            correct_total += correct
+            seen += per_replica_batch * replicas
+            lr = float(learning_rate(step - 1))
+            progress.update(step, epoch, loss_total / seen, correct_total / seen, lr)
+            if step % config.checkpoint_every_steps == 0:
+                save_state()
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/loss", loss_total / seen)
+                    tf.summary.scalar("train/learning_rate", lr)
+        if step_in_epoch < steps_per_epoch:
+            save_state()  # stopped by max_steps inside an epoch
+            break
+        if step % config.checkpoint_every_steps:
+            save_state()
+        top1, top5 = evaluate()
+        is_best = top1 > float(best_top1.numpy())
+        if is_best:
+            best_top1.assign(top1)
+        row = {"epoch": epoch + 1, "step": step, "learning_rate": lr,
+               "train_loss": loss_total / max(seen, 1), "train_top1": correct_total / max(seen, 1),
+               "test_top1": top1, "test_top5": top5,
+               "epoch_seconds": round(time.time() - epoch_started, 1)}
+        log(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} top1 "
+            f"{row['train_top1']:.4f}, {source.held_out_name} top1 {top1:.4f} top5 {top5:.4f} "
+            f"({row['epoch_seconds']:.0f} s)")
+        if is_chief:
+            if is_best:
+                _save_model_atomically(model, os.path.join(config.model_dir, BEST_MODEL))
+            new_file = not os.path.exists(history_path)
+            with open(history_path, "a", newline="") as file:
+                writer_csv = csv.DictWriter(file, fieldnames=list(row))
+                if new_file:
+                    writer_csv.writeheader()
+                writer_csv.writerow(row)
+            with writer.as_default(step=step):
+                for name in ("train_loss", "train_top1", "test_top1", "test_top5"):
+                    tf.summary.scalar(name.replace("_", "/", 1), row[name])
+            writer.flush()
+        save_state()  # after best_top1 changed: a restart keeps the right best model
+    train_seconds = time.time() - train_started
+
+    finished = step >= total_steps
+    result = dict(read_run(config.model_dir) or identity) if is_chief else dict(identity)
+    result.update(identity)
+    result["optimizer_steps"] = step
+    result["steps_per_epoch"] = steps_per_epoch
+    result["weights_sha256"] = _weights_digest(model)
+    if steps_run:
+        result["step_seconds"] = round(stepping_seconds / steps_run, 4)
+    if finished:
+        top1, top5 = evaluate()
+        if float(best_top1.numpy()) < 0:
+            best_top1.assign(top1)
+        result.update({"status": "finished", "test_top1": top1, "test_top5": top5,
+                       "best_test_top1": float(best_top1.numpy())})
+        if is_chief:
+            if not os.path.exists(os.path.join(config.model_dir, BEST_MODEL)):
+                _save_model_atomically(model, os.path.join(config.model_dir, BEST_MODEL))
+            if steps_run or not os.path.exists(os.path.join(config.model_dir, FINAL_MODEL)):
+                _save_model_atomically(model, os.path.join(config.model_dir, FINAL_MODEL))
+            if steps_run:
+                result["train_seconds_last_session"] = round(train_seconds, 1)
+    else:
+        result["status"] = "running"
+    if is_chief:
+        _write_json_atomically(os.path.join(config.model_dir, RUN_FILE), result)
+    else:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    result["is_chief"] = is_chief
+    return result
