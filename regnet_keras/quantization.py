@@ -132,3 +132,20 @@ def rebuild_from_weights(path: str, input_shape):
                   classifier_activation=stored.classifier_activation,
                   include_preprocessing=stored.preprocessing is not None,
                   padding=stored.padding, preprocessing=stored.preprocessing)
+
+
+def save_qat_model(qat_model, path: str) -> None:
+    """Saves a QAT model's weights (fake-quantization ranges included) as tf-keras HDF5.
+
+    tfmot's layers do not survive the .keras format's loader, so a QAT model is stored as its
+    float weights file plus these weights, and `load_qat_model` rebuilds it from both.
+    """
+    qat_model.save_weights(path)
+
+
+def load_qat_model(float_weights_path: str, qat_weights_path: str, input_shape,
+                   allow_float_layers: bool = False):
+    model = rebuild_from_weights(float_weights_path, input_shape)
+    qat_model, _ = quantize_model(model, allow_float_layers)
+    qat_model.load_weights(qat_weights_path)
+    return qat_model

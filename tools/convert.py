@@ -5,7 +5,7 @@
         [--input_type uint8] [--output_type float32] [--android_assets android_demo/app/src/main/assets]
 
 --model is a tools.train run directory (its best.keras, run.json and, after tools.qat, its
-qat/qat_model.keras) or a .keras file with the run.json of its run beside it. For every variant
+qat/ weights) or a .keras file with the run.json of its run beside it. For every variant
 it writes NAME_VARIANT.tflite and NAME_VARIANT.json (labels, input size and numerics: see
 docs/MODEL_METADATA.md) to --output_dir, each conversion in a process of its own (TF 2.21's
 converter leaks memory). Then, on LiteRT: the float32 file must reproduce the Keras model (max
@@ -60,8 +60,8 @@ def _locate(model_argument):
         return run_dir, model_path, json.load(f)
 
 
-def _qat_path(run_dir):
-    return os.path.join(run_dir, "qat", "qat_model.keras")
+def _qat_path(run_dir, name="qat_weights.h5"):
+    return os.path.join(run_dir, "qat", name)
 
 
 def _file_stem(run_dir, variant):
@@ -71,15 +71,14 @@ def _file_stem(run_dir, variant):
 def _convert_one(variant, run_dir, model_path, info, output_dir):
     """Runs in its own process (TF_USE_LEGACY_KERAS=1 for qat)."""
     from regnet_keras import data as data_lib
-    from regnet_keras import export, grouped_conv
+    from regnet_keras import export
     from regnet_keras.introspect import design_of_model
     representative = None
     if variant == "qat":
-        import tf_keras
         from regnet_keras import quantization
-        with quantization.quantize_scope():
-            model = tf_keras.models.load_model(_qat_path(run_dir))
-        grouped_conv.enable(model)
+        size = int(info["image_size"])
+        model = quantization.load_qat_model(_qat_path(run_dir, "float_weights.h5"),
+                                            _qat_path(run_dir), (size, size, 3))
     else:
         import regnet_keras
         model = regnet_keras.load_model(model_path)
@@ -93,8 +92,8 @@ def _convert_one(variant, run_dir, model_path, info, output_dir):
     export.check_converted(model, content, variant)
     if variant == "qat":  # the QAT model is the float model rebuilt from its weights file
         from regnet_keras.weights import open_weights_file
-        activation = open_weights_file(os.path.join(
-            run_dir, "qat", "float_weights.h5")).classifier_activation
+        activation = open_weights_file(
+            _qat_path(run_dir, "float_weights.h5")).classifier_activation
     else:
         activation = design_of_model(model).classifier_activation
     record = export.metadata(content, model_name=os.path.basename(os.path.normpath(run_dir)),

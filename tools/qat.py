@@ -4,8 +4,9 @@
 
 Reads RUN/best.keras and RUN/run.json, fine-tunes the model with tensorflow-model-optimization's
 quantization-aware training on the run's training data, evaluates it on the run's held-out split
-and writes RUN/qat/qat_model.keras (a tf-keras model; `python -m tools.convert --model RUN`
-turns it into the `qat` TFLite variant) and RUN/qat/qat.json. tfmot needs tf-keras: the work runs
+and writes RUN/qat/qat_weights.h5 with RUN/qat/float_weights.h5 (the QAT model, rebuilt by
+regnet_keras.quantization.load_qat_model; `python -m tools.convert --model RUN` turns it into the
+`qat` TFLite variant) and RUN/qat/qat.json. tfmot needs tf-keras: the work runs
 in a child process started with TF_USE_LEGACY_KERAS=1, on the same architecture rebuilt from a
 regnet_keras weights file.
 """
@@ -34,7 +35,7 @@ flags.DEFINE_bool("worker", False, "Internal: the tf-keras part, in a TF_USE_LEG
                   "process.")
 
 QAT_DIRECTORY = "qat"
-QAT_MODEL = "qat_model.keras"
+QAT_WEIGHTS = "qat_weights.h5"
 FLOAT_WEIGHTS = "float_weights.h5"
 REPORT = "qat.json"
 
@@ -91,7 +92,7 @@ def _fine_tune(info, output_dir):
     seconds = time.time() - start
     evaluation = data_lib.evaluation_dataset(info, 256, source=source)
     _, top1 = qat_model.evaluate(evaluation, verbose=0)
-    qat_model.save(os.path.join(output_dir, QAT_MODEL))
+    quantization.save_qat_model(qat_model, os.path.join(output_dir, QAT_WEIGHTS))
     summary = {"model_dir": FLAGS.model_dir, "start_model": FLAGS.model_file,
                "epochs": FLAGS.epochs, "peak_lr": peak_lr, "batch_size": FLAGS.batch_size,
                "fine_tune_seconds": seconds, "qat_keras_top1": float(top1),
@@ -120,7 +121,7 @@ def main(argv):
         sys.exit(done.returncode)
     with open(os.path.join(output_dir, REPORT)) as f:
         summary = json.load(f)
-    print(f"QAT model: {os.path.join(output_dir, QAT_MODEL)} (Keras top-1 "
+    print(f"QAT model: {os.path.join(output_dir, QAT_WEIGHTS)} (Keras top-1 "
           f"{summary['qat_keras_top1']:.4f} after {summary['epochs']} epochs, "
           f"{summary['fine_tune_seconds'] / 60:.1f} min). Convert it with "
           f"`python -m tools.convert --model {FLAGS.model_dir}`.")

@@ -1,0 +1,61 @@
+"""tools.qat and tools.convert end to end on a tiny trained run."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from tests.training_helpers import run, train_command, write_tiny_fashion_mnist
+
+VARIANTS = ("float32", "float16", "dynamic", "int8", "qat")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("convert")
+    data_dir = write_tiny_fashion_mnist(str(root / "data"))
+    run_dir = str(root / "run")
+    result = run(train_command(run_dir, data_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_qat_then_convert_writes_verified_variants_with_metadata(trained_run, tmp_path):
+    qat = run([sys.executable, "-m", "tools.qat", "--model_dir", trained_run, "--epochs", "1",
+               "--batch_size", "32"])
+    assert qat.returncode == 0, qat.stderr[-3000:]
+    summary = json.load(open(os.path.join(trained_run, "qat", "qat.json")))
+    assert summary["float_layers"] == [] and summary["quantized_layers"] > 20
+
+    assets = str(tmp_path / "assets")
+    converted = run([sys.executable, "-m", "tools.convert", "--model", trained_run,
+                     "--representative_images", "64", "--android_assets", assets])
+    assert converted.returncode == 0, converted.stderr[-3000:]
+    report = json.load(open(os.path.join(trained_run, "tflite", "report.json")))
+    rows = {row["variant"]: row for row in report["variants"]}
+    assert set(rows) == set(VARIANTS)
+    assert rows["float32"]["max_relative_difference"] <= 1e-4
+    assert rows["float32"]["agreement"] == 1.0
+    assert rows["int8"]["bytes"] < 0.7 * rows["float32"]["bytes"]
+    for row in rows.values():
+        assert 0.0 <= row["top1"] <= row["top5"] <= 1.0
+    class_names = json.load(open(os.path.join(trained_run, "run.json")))["class_names"]
+    int8 = json.load(open(os.path.join(trained_run, "tflite", "run_int8.json")))
+    assert int8["labels"] == class_names and int8["input"]["dtype"] == "uint8"
+    assert int8["input"]["shape"] == [1, 32, 32, 3]
+    assert sorted(os.listdir(assets)) == sorted(
+        f"run_{v}{suffix}" for v in ("float32", "int8", "qat") for suffix in (".json", ".tflite"))
+    assert "top-1" in converted.stdout and "qat" in converted.stdout
+
+
+def test_bad_requests_name_the_problem(trained_run, tmp_path):
+    python = sys.executable
+    empty = str(tmp_path / "empty")
+    os.makedirs(empty)
+    qat = run([python, "-m", "tools.qat", "--model_dir", empty])
+    assert qat.returncode != 0 and "holds no trained model" in qat.stderr
+    convert = run([python, "-m", "tools.convert", "--model", empty])
+    assert convert.returncode != 0 and "is not a trained run" in convert.stderr
+    unknown = run([python, "-m", "tools.convert", "--model", trained_run, "--variants", "int4"])
+    assert unknown.returncode != 0 and "variant 'int4' is unknown" in unknown.stderr
