@@ -1,4 +1,5 @@
-"""Evaluating a trained .keras classifier: top-1, top-5 and a confusion matrix (PNG and JSON)."""
+"""Evaluating a trained classifier (.keras, or .tflite on LiteRT): top-1, top-5 and a confusion
+matrix (PNG and JSON)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,14 @@ REPORT_FILE = "report.json"
 CONFUSION_PNG = "confusion_matrix.png"
 
 
-def predict_counts(model, dataset, num_classes: int) -> dict:
-    """Runs `model` over batches of (image, label); returns top-1, top-5 and the confusion matrix.
-
-    Rows of the matrix are true classes, columns predicted ones.
-    """
-    import tensorflow as tf
-
-    @tf.function
-    def predict(images):
-        return tf.cast(model(images, training=False), tf.float32)
-
+def count_predictions(predict, dataset, num_classes: int) -> dict:
+    """Runs `predict` (a batch of images -> NumPy scores) over batches of (image, label); returns
+    top-1, top-5 and the confusion matrix (rows: true classes, columns: predicted ones)."""
     confusion = np.zeros((num_classes, num_classes), np.int64)
     top5_hits = total = 0
     k = min(5, num_classes)
     for images, labels in dataset:
-        scores = predict(images).numpy()
+        scores = predict(images)
         labels = labels.numpy().astype(np.int64)
         predicted = scores.argmax(-1)
         np.add.at(confusion, (labels, predicted), 1)
@@ -69,15 +62,39 @@ def plot_confusion(confusion: np.ndarray, class_names, path: str, title: str):
     plt.close(figure)
 
 
-def evaluate_keras_model(model_path: str, run_info: dict, output_dir: str,
-                         batch_size: int = 256) -> dict:
-    """Evaluates a .keras model on the held-out data `run_info` describes; writes the report."""
+def _load_predictor(model_path: str):
+    """(predict: images -> scores, input size, number of outputs) of a .keras or .tflite file."""
+    if model_path.endswith(".tflite"):
+        from regnet_keras import export
+        with open(model_path, "rb") as file:
+            runtime = export.interpreter(file.read())
+        shape = runtime.get_input_details()[0]["shape"]
+        outputs = int(runtime.get_output_details()[0]["shape"][-1])
+        return (lambda images: export.run(runtime, np.asarray(images))), int(shape[1]), outputs
     from regnet_keras.grouped_conv import load_model
-    if not os.path.isfile(model_path):
-        raise ValueError(f"model={model_path!r} does not exist: pass a .keras file "
-                         "(e.g. runs/<run>/final.keras).")
     model = load_model(model_path)
-    size = model.input_shape[1]
+    import tensorflow as tf
+
+    @tf.function
+    def predict(images):
+        return tf.cast(model(images, training=False), tf.float32)
+
+    return (lambda images: predict(images).numpy()), model.input_shape[1], model.output_shape[-1]
+
+
+def model_input_size(model_path: str) -> int | None:
+    """The input height of a .keras or .tflite model (None: any size)."""
+    return _load_predictor(model_path)[1]
+
+
+def evaluate_model(model_path: str, run_info: dict, output_dir: str,
+                   batch_size: int = 256) -> dict:
+    """Evaluates a .keras or .tflite model on the held-out data `run_info` describes (a .tflite
+    on the LiteRT runtime, as phones run it); writes the report and the confusion-matrix PNG."""
+    if not os.path.isfile(model_path) or not model_path.endswith((".keras", ".tflite")):
+        raise ValueError(f"model={model_path!r} is not an existing .keras or .tflite file "
+                         "(e.g. runs/<run>/final.keras, runs/<run>/tflite/<run>_int8.tflite).")
+    predict, size, classes = _load_predictor(model_path)
     if size is not None and int(run_info["image_size"]) != size:
         raise ValueError(f"image_size={run_info['image_size']} does not match the model's input "
                          f"({size}x{size}).")
@@ -85,13 +102,12 @@ def evaluate_keras_model(model_path: str, run_info: dict, output_dir: str,
                                   run_info.get("data_dir"),
                                   holdout_fraction=run_info.get("holdout_fraction", 0.1),
                                   corrupt_images=run_info.get("corrupt_images", "skip"))
-    classes = model.output_shape[-1]
     if classes != source.num_classes:
         raise ValueError(f"the model has {classes} outputs but {source.description} has "
                          f"{source.num_classes} classes: evaluate it on the data it was "
                          "trained on.")
     dataset = data_lib.evaluation_dataset(run_info, batch_size, source=source)
-    counts = predict_counts(model, dataset, source.num_classes)
+    counts = count_predictions(predict, dataset, source.num_classes)
     os.makedirs(output_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(model_path))[0]
     png = os.path.join(output_dir, f"{stem}_{CONFUSION_PNG}")
@@ -115,4 +131,4 @@ def evaluate_run(model_dir: str, which: str = "final.keras") -> dict:
     """Evaluates a finished run's model with the data settings of its run.json."""
     with open(os.path.join(model_dir, "run.json")) as file:
         run_info = json.load(file)
-    return evaluate_keras_model(os.path.join(model_dir, which), run_info, model_dir)
+    return evaluate_model(os.path.join(model_dir, which), run_info, model_dir)

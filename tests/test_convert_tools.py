@@ -48,6 +48,15 @@ def test_qat_then_convert_writes_verified_variants_with_metadata(trained_run, tm
         f"run_{v}{suffix}" for v in ("float32", "int8", "qat") for suffix in (".json", ".tflite"))
     assert "top-1" in converted.stdout and "qat" in converted.stdout
 
+    # tools.evaluate scores a .tflite on LiteRT like the conversion report did.
+    int8_file = os.path.join(trained_run, "tflite", "run_int8.tflite")
+    evaluated = run([sys.executable, "-m", "tools.evaluate", "--model", int8_file,
+                     "--output_dir", str(tmp_path)])
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    evaluation = json.load(open(tmp_path / "run_int8_report.json"))
+    assert evaluation["top1"] == pytest.approx(rows["int8"]["top1"])
+    assert os.path.isfile(evaluation["confusion_matrix_png"])
+
 
 def test_bad_requests_name_the_problem(trained_run, tmp_path):
     python = sys.executable

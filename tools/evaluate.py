@@ -1,6 +1,8 @@
-"""Evaluates a trained .keras RegNet: top-1, top-5 and a confusion matrix saved as a PNG.
+"""Evaluates a trained RegNet (.keras, or .tflite on the LiteRT runtime): top-1, top-5 and a
+confusion matrix saved as a PNG.
 
     python -m tools.evaluate --model runs/RegNetX002_fashion_mnist_32px/final.keras
+    python -m tools.evaluate --model runs/fashion_mnist/tflite/fashion_mnist_int8.tflite
     python -m tools.evaluate --model best.keras --dataset folder --data_dir ~/photos \\
         --image_size 224
 
@@ -17,7 +19,8 @@ from absl import app, flags, logging
 from regnet_keras import data as data_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "The .keras model file to evaluate.", required=True)
+flags.DEFINE_string("model", None, "The .keras or .tflite model file to evaluate.",
+                    required=True)
 flags.DEFINE_string("dataset", None, "Dataset name ('fashion_mnist', 'folder' or a "
                     "tensorflow-datasets name). Default: the run.json next to the model.")
 flags.DEFINE_string("data_dir", None, "Where the data is (see tools.train --helpfull).")
@@ -32,12 +35,16 @@ flags.DEFINE_string("output_dir", None, "Where report.json and the confusion-mat
 
 
 def run_info_for(model_path):
-    """run.json beside the model, overridden by the flags given."""
+    """run.json of the model's run (beside it, or one level up for tflite/), overridden by the
+    flags given."""
     info = {}
-    run_file = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
-    if os.path.exists(run_file):
-        with open(run_file) as file:
-            info = json.load(file)
+    directory = os.path.dirname(os.path.abspath(model_path))
+    for run_file in (os.path.join(directory, "run.json"),
+                     os.path.join(os.path.dirname(directory), "run.json")):
+        if os.path.exists(run_file):
+            with open(run_file) as file:
+                info = json.load(file)
+            break
     overrides = {"dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
                  "image_size": FLAGS.image_size, "eval_crop_fraction": FLAGS.eval_crop_fraction,
                  "holdout_fraction": FLAGS.holdout_fraction}
@@ -56,20 +63,19 @@ def main(argv):
     from regnet_keras import evaluation
     model_path = FLAGS.model
     if not os.path.isfile(model_path):
-        raise app.UsageError(f"--model={model_path!r} does not exist: pass a .keras file.")
-    if not model_path.endswith(".keras"):
-        raise app.UsageError(f"--model={model_path!r} is not a .keras file (TFLite models are "
-                             "evaluated by the conversion tools).")
+        raise app.UsageError(f"--model={model_path!r} does not exist: pass a .keras or .tflite "
+                             "file.")
+    if not model_path.endswith((".keras", ".tflite")):
+        raise app.UsageError(f"--model={model_path!r} is neither a .keras nor a .tflite file.")
     info = run_info_for(model_path)
     if "image_size" not in info:
-        from regnet_keras.grouped_conv import load_model
-        size = load_model(model_path).input_shape[1]
+        size = evaluation.model_input_size(model_path)
         if size is None:
             raise app.UsageError("the model takes any input size: pass --image_size.")
         info["image_size"] = size
     output_dir = FLAGS.output_dir or os.path.dirname(os.path.abspath(model_path))
     try:
-        report = evaluation.evaluate_keras_model(model_path, info, output_dir, FLAGS.batch_size)
+        report = evaluation.evaluate_model(model_path, info, output_dir, FLAGS.batch_size)
     except (ValueError, data_lib.DataError) as error:
         raise app.UsageError(str(error))
     print(f"{model_path} on {report['dataset']} ({report['split']}, {report['examples']} "
