@@ -116,7 +116,7 @@ def metadata_variants():
                              output_quantization={"scale": 0.00390625, "zero_point": 0}),
         # uint8 input quantizing normalised values; both ends clamp.
         "uint8_affine": dict(shape=[1, 12, 12, 3], dtype="uint8",
-                             quantization={"scale": 0.018658447265625, "zero_point": 114},
+                             quantization={"scale": 0.015625, "zero_point": 114},
                              mean=IMAGENET_MEAN_255, std=IMAGENET_STD_255, crop_fraction=1.0,
                              labels=["cat", "dog", "bird"], activation="none"),
         # int8 input (pixel - 128) and int8 logits.
