@@ -118,6 +118,12 @@ def test_label_count_must_match_output_width():
         ip.classify_output([0.0, 1.0, 2.0], metadata)
 
 
+def test_format_constants_are_the_converters():
+    from regnet_keras import export
+    assert (ip.METADATA_FORMAT, ip.METADATA_VERSION) == (export.METADATA_FORMAT,
+                                                         export.METADATA_VERSION)
+
+
 def test_documented_example_and_every_golden_variant_are_valid():
     with open(os.path.join(os.path.dirname(__file__), "..", "docs", "MODEL_METADATA.md")) as f:
         text = f.read()
