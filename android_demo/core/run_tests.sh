@@ -29,9 +29,7 @@ hamcrest=$(find_jar /usr/share/java/hamcrest-core.jar /usr/share/java/hamcrest.j
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 sources=$(find src/main/kotlin src/test/kotlin -name '*.kt' | sort)
-# -nowarn: Kotlin 1.3 warns about constructs the current compiler prefers; the Gradle build
-# (current Kotlin) is where warnings are reviewed.
-kotlinc -nowarn -classpath "$junit" -d "$build/classes" $sources
+kotlinc -classpath "$junit" -d "$build/classes" $sources
 tests=$(cd src/test/kotlin && find . -name '*Test.kt' | sed 's|^\./||; s|\.kt$||; s|/|.|g' | sort)
 kotlin_stdlib=$(find_jar /usr/share/java/kotlin-stdlib.jar)
 exec java -cp "$build/classes:src/test/resources:$kotlin_stdlib:$junit:$hamcrest" \

@@ -54,8 +54,9 @@ class JsonTest {
                 Json.parse(text)
                 fail("accepted $text")
             } catch (error: Json.ParseException) {
-                assertTrue("$text: ${error.message}", error.message!!.contains(expected))
-                assertTrue(error.message!!.contains("at character"))
+                val message = error.message ?: ""
+                assertTrue("$text: $message", message.contains(expected))
+                assertTrue(message.contains("at character"))
             }
         }
     }
