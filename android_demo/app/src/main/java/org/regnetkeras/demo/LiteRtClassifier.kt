@@ -61,7 +61,7 @@ class LiteRtClassifier private constructor(
                 var gpu: Pair<Interpreter, GpuDelegate>? = null
                 if (options.useGpu) {
                     try {
-                        gpu = createGpuInterpreter(modelBuffer)
+                        gpu = createGpuInterpreter(modelBuffer, options.threads)
                     } catch (error: Exception) {
                         gpuFallbackReason = error.message ?: error.javaClass.simpleName
                     } catch (error: LinkageError) {
@@ -93,7 +93,7 @@ class LiteRtClassifier private constructor(
             }
         }
 
-        private fun createGpuInterpreter(model: ByteBuffer): Pair<Interpreter, GpuDelegate> {
+        private fun createGpuInterpreter(model: ByteBuffer, threads: Int): Pair<Interpreter, GpuDelegate> {
             val compatibility = CompatibilityList()
             try {
                 if (!compatibility.isDelegateSupportedOnThisDevice) {
@@ -101,7 +101,9 @@ class LiteRtClassifier private constructor(
                 }
                 val delegate = GpuDelegate(compatibility.bestOptionsForThisDevice)
                 try {
-                    return Pair(Interpreter(model, Interpreter.Options().addDelegate(delegate)), delegate)
+                    // Threads still matter for any op the delegate leaves to the CPU.
+                    val options = Interpreter.Options().addDelegate(delegate).setNumThreads(threads)
+                    return Pair(Interpreter(model, options), delegate)
                 } catch (error: RuntimeException) {
                     delegate.close()
                     throw error

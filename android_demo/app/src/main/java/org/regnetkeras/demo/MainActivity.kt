@@ -70,6 +70,7 @@ class MainActivity : AppCompatActivity() {
     private var loaded: LoadedClassifier? = null
     private val frameRate = FrameRateMeter()
     private var lastPhoto: Bitmap? = null
+    private var framePixels: IntArray? = null
 
     private val requestCameraPermission =
         registerForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
@@ -239,7 +240,11 @@ class MainActivity : AppCompatActivity() {
     /** Inference thread. */
     private fun classifyOnInferenceThread(bitmap: Bitmap, live: Boolean) {
         val classifier = loaded?.classifier ?: return
-        val pixels = Pictures.pixelsOf(bitmap)
+        val pixels = if (live) {
+            Pictures.pixelsOf(bitmap, framePixels).also { framePixels = it.argb }
+        } else {
+            Pictures.pixelsOf(bitmap)
+        }
         val outcome = classifier.classify(pixels.argb, pixels.width, pixels.height)
         val framesPerSecond = if (live) frameRate.record(System.nanoTime()) else 0.0
         runOnUiThread {

@@ -19,8 +19,11 @@ object Pictures {
 
     class Pixels(val argb: IntArray, val width: Int, val height: Int)
 
-    fun pixelsOf(bitmap: Bitmap): Pixels {
-        val argb = IntArray(bitmap.width * bitmap.height)
+    /** The bitmap's ARGB pixels, row by row; reuses [buffer] when it has the right size (camera
+     * frames keep theirs, which spares a large allocation per frame). */
+    fun pixelsOf(bitmap: Bitmap, buffer: IntArray? = null): Pixels {
+        val size = bitmap.width * bitmap.height
+        val argb = if (buffer != null && buffer.size == size) buffer else IntArray(size)
         bitmap.getPixels(argb, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height)
         return Pixels(argb, bitmap.width, bitmap.height)
     }
