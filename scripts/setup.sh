@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 debian_packages=(
   bazel-bootstrap        # offline `bazel build` of the BUILD targets
   dataset-fashion-mnist  # the training job's embedded default dataset (IDX files)
+  kotlin                 # kotlinc 1.3: compiles the Android demo's core module for its JUnit tests
+  junit4                 # JUnit 4 (+ hamcrest) for those tests
 )
 if command -v apt-get >/dev/null 2>&1; then
   sudo=""

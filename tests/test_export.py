@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from regnet_keras import AnyNetConfig, RegNet, export
+from regnet_keras import AnyNetConfig, RegNet, export, image_preprocessing
 
 TINY = AnyNetConfig(stage_widths=(16, 32), stage_depths=(1, 2), stage_group_widths=(8, 8),
                     stage_strides=(2, 2), stage_bottlenecks=(1.0, 1.0), se_ratio=0.25,
@@ -77,6 +77,7 @@ def test_metadata_describes_the_file(converted, tmp_path):
     assert record["input"]["quantization"]["zero_point"] == 0
     assert record["output"] == {"dtype": "float32", "quantization": None,
                                 "activation": "softmax"}
+    image_preprocessing.check_metadata(record)  # what the Android app will accept
     model_path, metadata_path = export.write(converted["int8"], record,
                                              str(tmp_path / "tiny_int8.tflite"))
     assert json.load(open(metadata_path)) == record

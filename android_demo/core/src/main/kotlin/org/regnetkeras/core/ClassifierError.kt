@@ -1,0 +1,53 @@
+package org.regnetkeras.core
+
+/** What went wrong, worded for the screen: the app shows [message] instead of crashing. */
+sealed class ClassifierError {
+    abstract val message: String
+
+    /** The metadata JSON is malformed, of another format or version, or misses a field. */
+    data class InvalidMetadata(val field: String, val problem: String) : ClassifierError() {
+        override val message: String = "Model metadata is not usable: field $field $problem."
+    }
+
+    /** The metadata and the model file disagree (input shape or type, output width). */
+    data class ModelMismatch(val field: String, val problem: String) : ClassifierError() {
+        override val message: String = "Model file and metadata disagree: $field $problem."
+    }
+
+    /** A model asset is missing or cannot be read. */
+    data class MissingAsset(val name: String, val problem: String) : ClassifierError() {
+        override val message: String = "Model asset $name $problem."
+    }
+
+    /** The frame or photo handed to the classifier is not a usable image. */
+    data class InvalidImage(val problem: String) : ClassifierError() {
+        override val message: String = "Image cannot be classified: $problem."
+    }
+
+    /** The runtime failed to load or run the model. */
+    data class InferenceFailed(val problem: String) : ClassifierError() {
+        override val message: String = "Inference failed: $problem."
+    }
+}
+
+/** Carries a [ClassifierError] through code that throws; [Outcome.of] turns it back into a value. */
+class ClassifierException(val error: ClassifierError) : Exception(error.message)
+
+/**
+ * Success or a [ClassifierError]. Kotlin's own Result cannot be a return type in Kotlin 1.3,
+ * which the core must compile with.
+ */
+sealed class Outcome<out T> {
+    data class Success<out T>(val value: T) : Outcome<T>()
+    data class Failure(val error: ClassifierError) : Outcome<Nothing>()
+
+    companion object {
+        /** Runs [block]; a [ClassifierException] becomes a [Failure], anything else propagates. */
+        inline fun <T> of(block: () -> T): Outcome<T> =
+            try {
+                Success(block())
+            } catch (exception: ClassifierException) {
+                Failure(exception.error)
+            }
+    }
+}

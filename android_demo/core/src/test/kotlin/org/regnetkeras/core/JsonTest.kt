@@ -1,0 +1,63 @@
+package org.regnetkeras.core
+
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertNull
+import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
+import org.junit.Test
+
+class JsonTest {
+    @Test
+    fun readsEveryValueTypeAndKeepsKeyOrder() {
+        val value = Json.parse(" {\"b\": [1, -2.5e2, 0.1], \"a\": {\"t\": true, \"f\": false, \"n\": null}} ")
+        val record = value as Map<*, *>
+        assertEquals(listOf("b", "a"), record.keys.toList())
+        assertEquals(listOf(1.0, -250.0, 0.1), record["b"])
+        val inner = record["a"] as Map<*, *>
+        assertEquals(true, inner["t"])
+        assertEquals(false, inner["f"])
+        assertTrue(inner.containsKey("n"))
+        assertNull(inner["n"])
+    }
+
+    @Test
+    fun decodesEscapesAsPythonJsonWritesThem() {
+        val value = Json.parse("\"caf\\u00e9 \\\"latte\\\" \\t\\\\ \\u65e5\\/\"")
+        assertEquals("caf\u00e9 \"latte\" \t\\ \u65e5/", value)
+    }
+
+    @Test
+    fun numbersAreTheDoublesPythonReads() {
+        // float32 values written by Python's repr of their double: exact round trip.
+        val value = Json.parse("[0.10000000149011612, 1e-7, 123456789012, -0.0]") as List<*>
+        assertEquals(0.1f, (value[0] as Double).toFloat(), 0f)
+        assertEquals(0.10000000149011612, value[0] as Double, 0.0)
+        assertEquals(1e-7, value[1] as Double, 0.0)
+        assertEquals(123456789012.0, value[2] as Double, 0.0)
+    }
+
+    @Test
+    fun refusesMalformedJsonWithThePosition() {
+        val bad = mapOf(
+            "[1, 2,]" to "unexpected character ']'",
+            "{\"a\": 1 \"b\": 2}" to "expected ',' or '}'",
+            "{\"a\": 1, \"a\": 2}" to "duplicate key",
+            "\"open" to "unterminated string",
+            "[01]" to "expected ',' or ']'",
+            "{} x" to "unexpected text after the JSON value",
+            "" to "unexpected end of JSON",
+            "[1.]" to "bad fraction",
+            "nul" to "unexpected character 'n'",
+            "\"tab\there\"" to "control character")
+        for ((text, expected) in bad) {
+            try {
+                Json.parse(text)
+                fail("accepted $text")
+            } catch (error: Json.ParseException) {
+                val message = error.message ?: ""
+                assertTrue("$text: $message", message.contains(expected))
+                assertTrue(message.contains("at character"))
+            }
+        }
+    }
+}
