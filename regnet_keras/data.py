@@ -22,6 +22,7 @@ Public for other tools (quantization calibration, evaluation): `evaluation_datas
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 import struct
@@ -458,6 +459,14 @@ class TrainPipeline:
     augmentation: Augmentation
     seed: int
 
+    @functools.cached_property
+    def _in_memory(self):
+        # Tensors made once and captured by reference: a NumPy array would be copied into every
+        # epoch's dataset graph as a constant (and graphs stop at 2 GiB).
+        import tensorflow as tf
+        return (tf.convert_to_tensor(self.source.train.images),
+                tf.convert_to_tensor(self.source.train.labels))
+
     def steps_per_epoch(self, global_batch_size: int) -> int:
         return self.source.train.num_examples // global_batch_size
 
@@ -474,13 +483,13 @@ class TrainPipeline:
         split = self.source.train
         order = np.random.default_rng([self.seed, epoch]).permutation(split.num_examples)
         skip = skip_batches * batch_size
+        mine = order[worker_index::num_workers][skip:]
         if split.tfds_split is not None:
             ds = _raw_examples(self.source, split, shard=(worker_index, num_workers))
             ds = ds.shuffle(min(split.num_examples, 16384), seed=self.seed * 100003 + epoch,
                             reshuffle_each_iteration=False)
             ds = ds.enumerate().skip(skip)
-        else:
-            mine = order[worker_index::num_workers][skip:]
+        elif split.images is None:
             ds = _raw_examples(self.source, split, order=mine).enumerate(start=skip)
         epoch_key = self.seed * 1000003 + epoch
 
@@ -493,8 +502,7 @@ class TrainPipeline:
 
         if split.images is not None:
             # In memory: batch the indices, gather and augment whole batches (vectorised).
-            mine = order[worker_index::num_workers][skip:]
-            images, labels = split.images, split.labels
+            images, labels = self._in_memory
             ds = tf.data.Dataset.from_tensor_slices(
                 (np.arange(skip, skip + len(mine)), mine)).batch(batch_size, drop_remainder=True)
             ds = ds.map(lambda p, i: augment_batch(p, (tf.gather(images, i),

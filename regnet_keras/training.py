@@ -460,7 +460,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
         if float(best_top1.numpy()) < 0:
             best_top1.assign(top1)
         result.update({"status": "finished", "test_top1": top1, "test_top5": top5,
-                       "best_test_top1": float(best_top1.numpy())})
+                       "best_test_top1": round(float(best_top1.numpy()), 6)})
         if is_chief:
             if not os.path.exists(os.path.join(config.model_dir, BEST_MODEL)):
                 _save_model_atomically(model, os.path.join(config.model_dir, BEST_MODEL))
