@@ -53,7 +53,8 @@ def main(argv):
     images, labels = next(batches)
     in_memory = _timed(lambda: float(train_step(images, labels)[0]), steps)
     fed = _timed(lambda: float(train_step(*next(batches))[0]), steps)
-    print(f"{config.model} at {config.image_size}px, batch {config.batch_size}, "
+    model_name = config.model if isinstance(config.model, str) else type(config.model).__name__
+    print(f"{model_name} at {config.image_size}px, batch {config.batch_size}, "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads")
     print(f"input pipeline alone:        {pipeline_only * 1000:7.1f} ms/batch")
     print(f"training step, no pipeline:  {in_memory * 1000:7.1f} ms/step "
