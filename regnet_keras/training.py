@@ -236,6 +236,7 @@ def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, str
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction="none")
     replicas = strategy.num_replicas_in_sync
+    statistics = list(model.non_trainable_variables)
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -249,6 +250,16 @@ def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, str
             scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
         gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        if replicas > 1 and statistics:
+            # Keras 3 creates BN moving statistics with aggregation NONE, so each replica would
+            # keep averaging only its own batches and the workers' models would drift apart.
+            # Averaging them every step makes them the moving average over the global batch
+            # (what tf-keras' MEAN-aggregated statistics do) and keeps every copy identical.
+            context = tf.distribute.get_replica_context()
+            averaged = context.all_reduce(
+                tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in statistics])
+            for variable, value in zip(statistics, averaged):
+                variable.assign(value)
         correct = tf.reduce_sum(tf.cast(tf.equal(
             tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32))
         return tf.reduce_sum(per_example), correct
