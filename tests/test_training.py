@@ -75,7 +75,7 @@ def test_resume_after_sigkill_mid_epoch_ends_with_the_unbroken_step_count(tmp_pa
 
     resumed = run(command)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert f"resumed from" in resumed.stdout + resumed.stderr
+    assert "resumed from" in resumed.stdout + resumed.stderr
     assert f"optimizer steps: {STEPS_PER_EPOCH * EPOCHS}" in resumed.stdout
     info = json.loads((model_dir / "run.json").read_text())
     assert info["optimizer_steps"] == STEPS_PER_EPOCH * EPOCHS and info["status"] == "finished"

@@ -10,7 +10,6 @@ Running the same command again after an interruption (even SIGKILL) resumes from
 checkpoint in --model_dir. `--helpfull` lists every flag.
 """
 
-import dataclasses
 import os
 
 from absl import app, flags, logging
