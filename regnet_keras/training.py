@@ -303,6 +303,9 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
                          f"a multiple of the {strategy.num_replicas_in_sync} replicas.")
     if isinstance(config.model, str):
         regnet_keras.get_config(config.model)  # unknown names: the error lists the valid ones
+    if config.image_size < 32:
+        raise ValueError(f"image_size={config.image_size} is invalid: RegNets need inputs of 32 "
+                         "pixels or more.")
     source = source or data_lib.open_source(
         config.dataset, config.data_dir, holdout_fraction=config.holdout_fraction,
         corrupt_images=config.corrupt_images)
