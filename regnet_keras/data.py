@@ -22,6 +22,7 @@ Public for other tools (quantization calibration, evaluation): `evaluation_datas
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 import struct
@@ -269,17 +270,21 @@ def _folder_source(data_dir, holdout_fraction, corrupt_images) -> Source:
         if not 0 < holdout_fraction < 1:
             raise DataError(f"holdout_fraction={holdout_fraction} is invalid: it must be in "
                             "(0, 1).")
-        # Every k-th file of each class (sorted by name) is held out: stratified and the same
-        # on every run and every worker.
-        every = max(2, int(round(1 / holdout_fraction)))
-        position = {}
-        train_files, train_labels, test_files, test_labels = [], [], [], []
+        # round(fraction x n) evenly spaced files of each class (sorted by name; at least one
+        # when the class has two or more) are held out: stratified, and the same on every run
+        # and every worker.
+        by_class = {}
         for f, l in zip(files, labels):
-            position[l] = position.get(l, -1) + 1
-            held = position[l] % every == every - 1
-            (test_files if held else train_files).append(f)
-            (test_labels if held else train_labels).append(l)
-        held_out_name = f"held-out 1/{every} of each class"
+            by_class.setdefault(l, []).append(f)
+        train_files, train_labels, test_files, test_labels = [], [], [], []
+        for label, class_files in sorted(by_class.items()):
+            n = len(class_files)
+            k = max(1, int(round(n * holdout_fraction))) if n >= 2 else 0
+            held = {int((i + 0.5) * n / k) for i in range(k)}
+            for index, f in enumerate(class_files):
+                (test_files if index in held else train_files).append(f)
+                (test_labels if index in held else train_labels).append(label)
+        held_out_name = f"held-out {holdout_fraction:.0%} of each class"
     train_files, train_labels, bad_train = _check_images(train_files, train_labels,
                                                          corrupt_images, data_dir)
     test_files, test_labels, bad_test = _check_images(test_files, test_labels, corrupt_images,
@@ -318,7 +323,11 @@ def _tfds_source(name, data_dir, holdout_fraction) -> Source:
     splits = list(builder.info.splits.keys())
     held_out_name = next((s for s in ("test", "validation") if s in splits), None)
     train_split = "train"
-    if held_out_name is None:
+    if not splits:
+        # Split metadata unknown (a dataset generated without it, or tfds' mock data): assume
+        # the usual names; reading fails clearly if they are absent.
+        held_out_name = "test"
+    elif held_out_name is None:
         percent = int(round(holdout_fraction * 100))
         train_split, held_out_name = f"train[:{100 - percent}%]", f"train[{100 - percent}%:]"
     try:
@@ -339,9 +348,12 @@ def _tfds_source(name, data_dir, holdout_fraction) -> Source:
 
 def _tfds_split(builder, split, shape) -> Split:
     import tensorflow_datasets as tfds
-    if None not in shape:
+    try:
         num = builder.info.splits[split].num_examples
-        if num * int(np.prod(shape)) <= IN_MEMORY_LIMIT_BYTES:
+    except KeyError:
+        num = None  # unknown until read
+    if None not in shape:
+        if num is None or num * int(np.prod(shape)) <= IN_MEMORY_LIMIT_BYTES:
             images, labels = [], []
             for image, label in tfds.as_numpy(builder.as_dataset(
                     split=split, as_supervised=True, shuffle_files=False).batch(4096)):
@@ -351,7 +363,10 @@ def _tfds_split(builder, split, shape) -> Split:
                 raise DataError(f"dataset {builder.name} split {split!r} is empty.")
             images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int32)
             return Split(len(labels), images=images, labels=labels)
-    return Split(builder.info.splits[split].num_examples, tfds_split=split)
+    if not num:
+        raise DataError(f"dataset {builder.name} split {split!r}: its size is unknown or zero; "
+                        "prepare the dataset with `tfds build` so its metadata is complete.")
+    return Split(num, tfds_split=split)
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,6 +473,14 @@ class TrainPipeline:
     augmentation: Augmentation
     seed: int
 
+    @functools.cached_property
+    def _in_memory(self):
+        # Tensors made once and captured by reference: a NumPy array would be copied into every
+        # epoch's dataset graph as a constant (and graphs stop at 2 GiB).
+        import tensorflow as tf
+        return (tf.convert_to_tensor(self.source.train.images),
+                tf.convert_to_tensor(self.source.train.labels))
+
     def steps_per_epoch(self, global_batch_size: int) -> int:
         return self.source.train.num_examples // global_batch_size
 
@@ -474,13 +497,13 @@ class TrainPipeline:
         split = self.source.train
         order = np.random.default_rng([self.seed, epoch]).permutation(split.num_examples)
         skip = skip_batches * batch_size
+        mine = order[worker_index::num_workers][skip:]
         if split.tfds_split is not None:
             ds = _raw_examples(self.source, split, shard=(worker_index, num_workers))
             ds = ds.shuffle(min(split.num_examples, 16384), seed=self.seed * 100003 + epoch,
                             reshuffle_each_iteration=False)
             ds = ds.enumerate().skip(skip)
-        else:
-            mine = order[worker_index::num_workers][skip:]
+        elif split.images is None:
             ds = _raw_examples(self.source, split, order=mine).enumerate(start=skip)
         epoch_key = self.seed * 1000003 + epoch
 
@@ -493,8 +516,7 @@ class TrainPipeline:
 
         if split.images is not None:
             # In memory: batch the indices, gather and augment whole batches (vectorised).
-            mine = order[worker_index::num_workers][skip:]
-            images, labels = split.images, split.labels
+            images, labels = self._in_memory
             ds = tf.data.Dataset.from_tensor_slices(
                 (np.arange(skip, skip + len(mine)), mine)).batch(batch_size, drop_remainder=True)
             ds = ds.map(lambda p, i: augment_batch(p, (tf.gather(images, i),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import os
 import shutil
 import sys
@@ -223,6 +222,68 @@ def _weights_digest(model) -> str:
     return digest.hexdigest()
 
 
+def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, strategy):
+    """The distributed training step: (global batch images, labels) -> (loss sum, correct)."""
+    import tensorflow as tf
+    from regnet_keras.keras_backend import get_keras
+    keras = get_keras()
+    logits_model = _logits_model(model)
+    # Kernels of convolutions and the classifier carry L2 weight decay (PyTorch's coupled
+    # decay: gradient += wd * w); BN parameters and biases do not.
+    decayed = [v for v in model.trainable_variables
+               if v.path.endswith("kernel") and len(v.shape) >= 2]
+    loss_fn = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=config.label_smoothing, reduction="none")
+    replicas = strategy.num_replicas_in_sync
+    statistics = list(model.non_trainable_variables)
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(logits_model(images, training=True), tf.float32)
+            per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
+            if config.weight_decay:
+                loss += 0.5 * config.weight_decay * tf.add_n(
+                    [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in decayed]
+                ) / replicas
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        if replicas > 1 and statistics:
+            # Keras 3 creates BN moving statistics with aggregation NONE, so each replica would
+            # keep averaging only its own batches and the workers' models would drift apart.
+            # Averaging them every step makes them the moving average over the global batch
+            # (what tf-keras' MEAN-aggregated statistics do) and keeps every copy identical.
+            context = tf.distribute.get_replica_context()
+            averaged = context.all_reduce(
+                tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in statistics])
+            for variable, value in zip(statistics, averaged):
+                variable.assign(value)
+        correct = tf.reduce_sum(tf.cast(tf.equal(
+            tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32))
+        return tf.reduce_sum(per_example), correct
+
+    @tf.function(jit_compile=config.jit_compile or None)
+    def train_step(images, labels):
+        loss_sum, correct = strategy.run(replica_step, args=(images, labels))
+        return (strategy.reduce("SUM", loss_sum, axis=None),
+                strategy.reduce("SUM", correct, axis=None))
+
+    return train_step
+
+
+def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int):
+    """SGD with Nesterov momentum on the warmup-cosine schedule (loss-scaled for float16)."""
+    from regnet_keras.keras_backend import get_keras
+    keras = get_keras()
+    learning_rate = schedule_lib.keras_schedule(config.peak_lr, total_steps, warmup_steps)
+    optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum,
+                                     nesterov=config.nesterov)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer, learning_rate
+
+
 def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = None,
           log=print) -> dict:
     """Trains (or resumes, or finds finished) the run in config.model_dir; returns its run.json.
@@ -242,6 +303,9 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
                          f"a multiple of the {strategy.num_replicas_in_sync} replicas.")
     if isinstance(config.model, str):
         regnet_keras.get_config(config.model)  # unknown names: the error lists the valid ones
+    if config.image_size < 32:
+        raise ValueError(f"image_size={config.image_size} is invalid: RegNets need inputs of 32 "
+                         "pixels or more.")
     source = source or data_lib.open_source(
         config.dataset, config.data_dir, holdout_fraction=config.holdout_fraction,
         corrupt_images=config.corrupt_images)
@@ -279,13 +343,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
 
     with strategy.scope():
         model = build_model(config, source.num_classes)
-        logits_model = _logits_model(model)
-        learning_rate = schedule_lib.keras_schedule(config.peak_lr, total_steps, warmup_steps)
-        optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum,
-                                         nesterov=config.nesterov)
-        if config.mixed_precision and keras.mixed_precision.global_policy().name == \
-                "mixed_float16":
-            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer, learning_rate = make_optimizer(config, total_steps, warmup_steps)
         optimizer.build(model.trainable_variables)
         best_top1 = tf.Variable(-1.0, trainable=False, dtype=tf.float32)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
@@ -298,37 +356,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     if step:
         log(f"resumed from {latest} at step {step} of {total_steps}")
 
-    # Kernels of convolutions and the classifier carry L2 weight decay (PyTorch's coupled
-    # decay: gradient += wd * w); BN parameters and biases do not.
-    decayed = [v for v in model.trainable_variables
-               if v.path.endswith("kernel") and len(v.shape) >= 2]
-    loss_fn = keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=config.label_smoothing,
-        reduction="none")
-    replicas = strategy.num_replicas_in_sync
-
-    def replica_step(images, labels):
-        with tf.GradientTape() as tape:
-            logits = tf.cast(logits_model(images, training=True), tf.float32)
-            one_hot = tf.one_hot(labels, source.num_classes)
-            per_example = loss_fn(one_hot, logits)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
-            if config.weight_decay:
-                loss += 0.5 * config.weight_decay * tf.add_n(
-                    [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in decayed]
-                ) / replicas
-            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(
-            tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32))
-        return tf.reduce_sum(per_example), correct
-
-    @tf.function(jit_compile=config.jit_compile or None)
-    def train_step(images, labels):
-        loss_sum, correct = strategy.run(replica_step, args=(images, labels))
-        return (strategy.reduce("SUM", loss_sum, axis=None),
-                strategy.reduce("SUM", correct, axis=None))
+    train_step = make_train_step(model, optimizer, config, source.num_classes, strategy)
 
     @tf.function
     def eval_step(images, labels):
@@ -361,9 +389,9 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
 
     stop_at = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
     progress = Progress(total_steps, step, steps_per_epoch)
-    per_replica_batch = config.batch_size // replicas
     train_started = time.time()
     stepping_seconds = 0.0
+    waiting_seconds = 0.0  # blocked on the input pipeline: ~0 when it keeps up
     steps_run = 0
     while step < stop_at:
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
@@ -379,7 +407,9 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
         progress.epoch_start(epoch, config.epochs, step_in_epoch)
         loss_total = correct_total = seen = 0.0
         while step_in_epoch < steps_per_epoch and step < stop_at:
+            tick = time.time()
             images, labels = next(iterator)
+            waiting_seconds += time.time() - tick
             tick = time.time()
             loss_sum, correct = train_step(images, labels)
             loss_sum, correct = float(loss_sum), float(correct)
@@ -389,7 +419,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
             step_in_epoch += 1
             loss_total += loss_sum
             correct_total += correct
-            seen += per_replica_batch * replicas
+            seen += config.batch_size
             lr = float(learning_rate(step - 1))
             progress.update(step, epoch, loss_total / seen, correct_total / seen, lr)
             if step % config.checkpoint_every_steps == 0:
@@ -437,12 +467,13 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     result["weights_sha256"] = _weights_digest(model)
     if steps_run:
         result["step_seconds"] = round(stepping_seconds / steps_run, 4)
+        result["input_wait_seconds_per_step"] = round(waiting_seconds / steps_run, 4)
     if finished:
         top1, top5 = evaluate()
         if float(best_top1.numpy()) < 0:
             best_top1.assign(top1)
         result.update({"status": "finished", "test_top1": top1, "test_top5": top5,
-                       "best_test_top1": float(best_top1.numpy())})
+                       "best_test_top1": round(float(best_top1.numpy()), 6)})
         if is_chief:
             if not os.path.exists(os.path.join(config.model_dir, BEST_MODEL)):
                 _save_model_atomically(model, os.path.join(config.model_dir, BEST_MODEL))

@@ -134,7 +134,8 @@ def test_tensorflow_datasets_source_through_mock_data():
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=24):
         source = data.open_source("cifar10")
-    assert source.num_classes == 10 and source.class_names[0] == "airplane"
+    # Without metadata files the mock knows the label count but not the names.
+    assert source.num_classes == 10 and len(set(source.class_names)) == 10
     assert source.train.images.shape[1:] == (32, 32, 3)
     assert source.train.num_examples == 24
     pipeline = data.TrainPipeline(source, 48, data.Augmentation(), seed=0)

@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 
@@ -42,3 +43,6 @@ def test_bazel_builds_library_and_binaries_offline():
     output = subprocess.run([f"{REPO}/bazel-bin/tools/describe", "RegNetX002"], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert "199,040,872" in output.stdout, output.stderr[-3000:]
+    for binary in ("train", "evaluate", "benchmark_input", "qat", "convert", "benchmark",
+                   "android_goldens"):
+        assert os.access(f"{REPO}/bazel-bin/tools/{binary}", os.X_OK), binary
