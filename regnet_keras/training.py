@@ -146,6 +146,9 @@ def run_identity(config: TrainConfig, source: data_lib.Source) -> dict:
         "train_examples": source.train.num_examples,
         "held_out_examples": source.held_out.num_examples,
         "preset": config.preset,
+        # Recorded so that fine-tuning (tools.qat) can train on the same distribution.
+        "augmentation": dataclasses.asdict(config.augmentation),
+        "label_smoothing": config.label_smoothing,
     }
 
 

@@ -38,6 +38,7 @@ QAT_DIRECTORY = "qat"
 QAT_WEIGHTS = "qat_weights.h5"
 FLOAT_WEIGHTS = "float_weights.h5"
 REPORT = "qat.json"
+MILD_AUGMENTATION = dict(min_crop_area=1.0, crop_aspect_ratio=1.0, flip=True, lighting_std=0.0)
 
 
 def _run_info(model_dir):
@@ -69,7 +70,10 @@ def _fine_tune(info, output_dir):
                                   info.get("data_dir"),
                                   holdout_fraction=info.get("holdout_fraction", 0.1),
                                   corrupt_images=info.get("corrupt_images", "skip"))
-    pipeline = data_lib.TrainPipeline(source, image_size, data_lib.Augmentation(),
+    # The run's own augmentation; runs that did not record it get flips only, since heavy
+    # augmentation only drags a fine-tuning away from what the model learned.
+    augmentation = data_lib.Augmentation(**info.get("augmentation", MILD_AUGMENTATION))
+    pipeline = data_lib.TrainPipeline(source, image_size, augmentation,
                                       seed=int(info.get("seed", 0)) + 1)
     steps_per_epoch = pipeline.steps_per_epoch(FLAGS.batch_size)
     peak_lr = FLAGS.lr or 0.01 * schedule.scaled_learning_rate(FLAGS.batch_size)
@@ -82,15 +86,20 @@ def _fine_tune(info, output_dir):
                 keras.optimizers.schedules.CosineDecay(peak_lr,
                                                        FLAGS.epochs * steps_per_epoch),
                 momentum=0.9, nesterov=True),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
+            loss=keras.losses.CategoricalCrossentropy(
+                label_smoothing=float(info.get("label_smoothing", 0.0))),
+            metrics=[keras.metrics.CategoricalAccuracy(name="top1")])
+
+    def one_hot(images, labels):  # label smoothing needs one-hot targets
+        return images, tf.one_hot(labels, source.num_classes)
+
     start = time.time()
     for epoch in range(FLAGS.epochs):
-        data = pipeline.dataset(epoch, 0, FLAGS.batch_size)
+        data = pipeline.dataset(epoch, 0, FLAGS.batch_size).map(one_hot)
         history = qat_model.fit(data, epochs=1, verbose=2)
         logging.info("QAT epoch %d: loss %.4f", epoch + 1, history.history["loss"][-1])
     seconds = time.time() - start
-    evaluation = data_lib.evaluation_dataset(info, 256, source=source)
+    evaluation = data_lib.evaluation_dataset(info, 256, source=source).map(one_hot)
     _, top1 = qat_model.evaluate(evaluation, verbose=0)
     quantization.save_qat_model(qat_model, os.path.join(output_dir, QAT_WEIGHTS))
     summary = {"model_dir": FLAGS.model_dir, "start_model": FLAGS.model_file,
