@@ -28,10 +28,12 @@ def assert_matches_keras_applications(directory, name):
     assert regnet_keras.design_of_model(model).padding == "same"
     assert regnet_keras.design_of_model(model).preprocessing == "unit"
     logits = model.predict(expected["inputs"], verbose=0)
-    # Float32 against float32: the two runtimes round differently, and a deep random network
-    # amplifies that to ~1e-4 of the logits' scale (either side's own distance from float64).
+    # Float32 against float32: the two runtimes round differently (oneDNN's summation order even
+    # varies with load), and a deep random network amplifies that to about 1e-4 of the logits'
+    # scale, as far as either side is from the float64 result. The float64 check below is the
+    # exact one.
     scale = max(1.0, np.abs(expected["logits"]).max())
-    assert np.abs(logits - expected["logits"]).max() <= 1e-4 * scale
+    assert np.abs(logits - expected["logits"]).max() <= 2e-4 * scale
     # Float64 against float64: the same function, up to rounding at 1e-16.
     logits64 = build_float64(name, os.path.join(directory, f"{name.lower()}.h5")).predict(
         expected["inputs"].astype("float64"), verbose=0)
