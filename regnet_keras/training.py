@@ -358,7 +358,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
 
     train_step = make_train_step(model, optimizer, config, source.num_classes, strategy)
 
-    @tf.function
+    @tf.function(autograph=False)  # straight-line code; AutoGraph only warns about it
     def eval_step(images, labels):
         probabilities = tf.cast(model(images, training=False), tf.float32)
         top5 = tf.math.in_top_k(tf.cast(labels, tf.int32), probabilities,
