@@ -127,6 +127,12 @@ def read_run(model_dir) -> dict | None:
 
 
 def run_identity(config: TrainConfig, source: data_lib.Source) -> dict:
+    """What makes a run this run, in its JSON form (tuples become lists), so that it compares
+    equal to the run.json a previous session wrote."""
+    return json.loads(json.dumps(_identity_values(config, source)))
+
+
+def _identity_values(config: TrainConfig, source: data_lib.Source) -> dict:
     return {
         "model": config.model_description(),
         "dataset": config.dataset,
