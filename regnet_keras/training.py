@@ -127,6 +127,12 @@ def read_run(model_dir) -> dict | None:
 
 
 def run_identity(config: TrainConfig, source: data_lib.Source) -> dict:
+    """What makes a run this run, in its JSON form (tuples become lists), so that it compares
+    equal to the run.json a previous session wrote."""
+    return json.loads(json.dumps(_identity_values(config, source)))
+
+
+def _identity_values(config: TrainConfig, source: data_lib.Source) -> dict:
     return {
         "model": config.model_description(),
         "dataset": config.dataset,
@@ -361,7 +367,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
 
     train_step = make_train_step(model, optimizer, config, source.num_classes, strategy)
 
-    @tf.function
+    @tf.function(autograph=False)  # straight-line code; AutoGraph only warns about it
     def eval_step(images, labels):
         probabilities = tf.cast(model(images, training=False), tf.float32)
         top5 = tf.math.in_top_k(tf.cast(labels, tf.int32), probabilities,

@@ -86,10 +86,13 @@ def test_resume_after_sigkill_mid_epoch_ends_with_the_unbroken_step_count(tmp_pa
 
 def test_max_steps_stops_and_the_same_command_finishes(tmp_path, tiny_data):
     model_dir = tmp_path / "stepwise"
-    first = run(train_command(model_dir, tiny_data, "--max_steps", "5", "--noevaluate"))
+    # An AnyNet design: its stage tuples come back from run.json as lists and must still match.
+    anynet = ["--stage_widths", "8,16", "--stage_depths", "1,1", "--stage_group_widths", "8,8",
+              "--stage_strides", "1,2", "--noevaluate"]
+    first = run(train_command(model_dir, tiny_data, "--max_steps", "5", *anynet))
     assert first.returncode == 0, first.stderr[-4000:]
     assert "optimizer steps: 5" in first.stdout and "resume" in first.stdout
-    second = run(train_command(model_dir, tiny_data, "--noevaluate"))
+    second = run(train_command(model_dir, tiny_data, *anynet))
     assert second.returncode == 0, second.stderr[-4000:]
     assert f"optimizer steps: {STEPS_PER_EPOCH * EPOCHS}" in second.stdout
 
