@@ -66,6 +66,22 @@ def check_representative_images(images, input_shape) -> np.ndarray:
     return images
 
 
+def tflite_converter(model, variant: str, representative_images=None):
+    """A TFLiteConverter for `model` set up for `variant`, builtin ops only (no checks)."""
+    import tensorflow as tf
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        images = np.asarray(representative_images, dtype=np.float32)
+        converter.representative_dataset = lambda: ([image[None]] for image in images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
 def convert(model, variant: str, representative_images=None, input_type: str = "float32",
             output_type: str = "float32") -> bytes:
     """Converts a Keras model to TFLite bytes with builtin ops only."""
@@ -82,16 +98,10 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
     if any(type(layer).__name__ == "Rescaling" for layer in model.layers):
         model = with_depthwise_preprocessing(model)
     grouped_conv.enable(model)  # trace TensorFlow's grouped op, never Keras' XLA call
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
     if variant == "int8":
-        images = check_representative_images(representative_images, model.input_shape)
-        converter.representative_dataset = lambda: ([image[None]] for image in images)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        representative_images = check_representative_images(representative_images,
+                                                             model.input_shape)
+    converter = tflite_converter(model, variant, representative_images)
     if variant in ("int8", "qat"):
         converter.inference_input_type = tf.as_dtype(input_type)
         converter.inference_output_type = tf.as_dtype(output_type)

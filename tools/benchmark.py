@@ -47,21 +47,11 @@ def _convert_worker(source, model_name, variant, size, path):
         content = export.convert(model, variant, representative_images=images)
     else:
         # keras.applications' graph holds raw TF ops, so it cannot pass our RegNet checks; it is
-        # converted with the same converter settings directly.
-        import tensorflow as tf
+        # converted with the same converter settings, unchecked.
         import tf_keras
         model = getattr(tf_keras.applications, model_name)(weights=None,
                                                             input_shape=(size, size, 3))
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if variant != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if variant == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if variant == "int8":
-            converter.representative_dataset = lambda: (
-                [image[None].astype("float32")] for image in images)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter = export.tflite_converter(model, variant, images)
         content = converter.convert()
     with open(path, "wb") as f:
         f.write(content)
