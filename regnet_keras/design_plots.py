@@ -57,7 +57,12 @@ def plot_parameter_trends(rows, parameters, path: str, title: str) -> dict:
         axis.axvspan(low, high, color="tab:green", alpha=0.12)
         axis.axvline(middle, color="tab:green", linewidth=1)
         if log_scale:
+            from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
             axis.set_xscale("log")
+            # 1-2-5 ticks as plain numbers: narrow ranges get labels without crowding.
+            axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel(parameter)
         axis.grid(alpha=0.3)
         drawn[parameter] = {"slope_per_" + ("decade" if log_scale else "unit"): round(slope, 4),

@@ -320,7 +320,8 @@ def design_fields(design) -> dict:
               "stage_widths": "-".join(map(str, anynet.stage_widths)),
               "stage_depths": "-".join(map(str, anynet.stage_depths)),
               "stage_group_widths": "-".join(map(str, anynet.stage_group_widths)),
-              "bottleneck_ratio": round(1.0 / max(anynet.stage_bottlenecks), 4),
+              # AnyNetXA's stages differ: the largest b and g stand for the network, as in pycls.
+              "bottleneck_ratio": round(1.0 / min(anynet.stage_bottlenecks), 4),
               "group_width": max(anynet.stage_group_widths),
               "max_width": max(anynet.stage_widths)}
     if isinstance(design, RegNetConfig):
