@@ -4,12 +4,15 @@
 
 For each model and input size, with batch 32 and 100 classes, each variant trains in a process of
 its own (so its peak memory is its own) on in-memory data (so the input pipeline costs nothing):
-  ours          regnet_keras, Keras 3, grouped convolutions routed to TensorFlow's own op
+  ours          regnet_keras, Keras 3, grouped convolutions routed to TensorFlow's own op and
+                batch normalization trained through TensorFlow's fused kernel
+  ours_keras_bn the same with Keras' own (unfused) batch normalization
   keras_native  regnet_keras with grouped_conv_implementation="keras" (Keras' XLA path)
   tf_keras_app  tf-keras' keras.applications RegNet of the same name
   pytorch       the same architecture in PyTorch, channels_last (if torch is installed)
-and the table gives training img/s, the ratio to PyTorch and to the native Keras layer, peak RSS,
-and Keras predict img/s (batch 32).
+and the table gives training img/s, training CPU milliseconds per step (all threads: the fairer
+figure when other work shares the cores), the ratio to PyTorch and to the native Keras layer, peak
+RSS, and Keras predict img/s (batch 32).
 """
 
 import json
@@ -24,7 +27,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["RegNetX002", "RegNetY002"], "Zoo models to train.")
 flags.DEFINE_list("sizes", ["128", "224"], "Input sizes.")
-flags.DEFINE_list("variants", ["ours", "keras_native", "tf_keras_app", "pytorch"],
+flags.DEFINE_list("variants", ["ours", "ours_keras_bn", "keras_native", "tf_keras_app",
+                                "pytorch"],
                   "Variants to run (see the module docstring).")
 flags.DEFINE_integer("batch_size", 32, "Images per step.")
 flags.DEFINE_integer("steps", 12, "Timed training steps of the fast variants.")
@@ -50,9 +54,10 @@ def _keras_worker(variant, model_name, size, batch, warmup, steps):
     else:
         import keras
         import regnet_keras
-        implementation = "auto" if variant == "ours" else "keras"
+        implementation = "keras" if variant == "keras_native" else "auto"
         model = regnet_keras.build_model(model_name, classes=CLASSES, input_shape=(size, size, 3),
-                                         grouped_conv_implementation=implementation)
+                                         grouped_conv_implementation=implementation,
+                                         fused_batch_norm_training=variant == "ours")
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     rng = np.random.default_rng(0)
@@ -60,15 +65,16 @@ def _keras_worker(variant, model_name, size, batch, warmup, steps):
     labels = rng.integers(0, CLASSES, batch)
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
     model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
     train = batch * steps / (time.perf_counter() - start)
+    cpu_ms = (time.process_time() - cpu_start) * 1000 / steps
     many = np.repeat(images, 4, axis=0)
     model.predict(many, batch_size=batch, verbose=0)
     start = time.perf_counter()
     model.predict(many, batch_size=batch, verbose=0)
     predict = len(many) / (time.perf_counter() - start)
-    return {"train": train, "predict": predict, "rss_mb": _peak_rss_mb()}
+    return {"train": train, "cpu_ms": cpu_ms, "predict": predict, "rss_mb": _peak_rss_mb()}
 
 
 def _pytorch_worker(model_name, size, batch, warmup, steps):
@@ -83,11 +89,12 @@ def _pytorch_worker(model_name, size, batch, warmup, steps):
     labels = torch.randint(0, CLASSES, (batch,))
     for step in range(warmup + steps):
         if step == warmup:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
         optimizer.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
     train = batch * steps / (time.perf_counter() - start)
+    cpu_ms = (time.process_time() - cpu_start) * 1000 / steps
     model.eval()
     with torch.no_grad():
         model(images)
@@ -95,7 +102,7 @@ def _pytorch_worker(model_name, size, batch, warmup, steps):
         for _ in range(4):
             model(images)
     predict = 4 * batch / (time.perf_counter() - start)
-    return {"train": train, "predict": predict, "rss_mb": _peak_rss_mb()}
+    return {"train": train, "cpu_ms": cpu_ms, "predict": predict, "rss_mb": _peak_rss_mb()}
 
 
 def _run_worker(spec):
@@ -141,7 +148,7 @@ def main(_):
     if "pytorch" in FLAGS.variants and "pytorch" not in variants:
         print("torch is not installed (pip install torch==2.13.0): PyTorch column skipped.")
     header = (f"{'model':11s} {'size':>4s} {'variant':13s} {'train img/s':>11s} "
-              f"{'vs PyTorch':>10s} {'vs native':>9s} {'peak RSS MB':>11s} "
+              f"{'CPU ms/step':>11s} {'vs PyTorch':>10s} {'vs native':>9s} {'peak RSS MB':>11s} "
               f"{'predict img/s':>13s} {'predict vs native':>17s}")
     print(f"batch {FLAGS.batch_size}, {CLASSES} classes, float32, {os.cpu_count()} CPU cores")
     print(header)
@@ -160,7 +167,7 @@ def main(_):
                 predict_vs_native = (f"{result['predict'] / native['predict']:16.2f}x"
                                      if native else f"{'-':>17s}")
                 print(f"{model_name:11s} {size:4d} {variant:13s} {result['train']:11.1f} "
-                      f"{vs_torch} {vs_native} {result['rss_mb']:11.0f} "
+                      f"{result['cpu_ms']:11.0f} {vs_torch} {vs_native} {result['rss_mb']:11.0f} "
                       f"{result['predict']:13.1f} {predict_vs_native}", flush=True)
 
 

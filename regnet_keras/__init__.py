@@ -12,6 +12,7 @@ from regnet_keras.applications import (
 from regnet_keras.builder import RegNet
 from regnet_keras.complexity import Complexity, Cost, complexity
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, StageSpec
+from regnet_keras.fused_batch_norm import enable as enable_fused_batch_norm
 from regnet_keras.grouped_conv import enable as enable_fast_grouped_conv
 from regnet_keras.grouped_conv import load_model
 from regnet_keras.introspect import design_of_model

@@ -9,7 +9,7 @@ weights file says otherwise.
 
 from __future__ import annotations
 
-from regnet_keras import blocks, grouped_conv, layer_names
+from regnet_keras import blocks, fused_batch_norm, grouped_conv, layer_names
 from regnet_keras import weights as weights_io
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig
 from regnet_keras.keras_backend import get_keras
@@ -26,7 +26,8 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
            classifier_activation="softmax", include_preprocessing: bool = True,
            name: str | None = None, padding: str | None = None,
            preprocessing: str | None = None, zero_init_last_bn: bool = False,
-           grouped_conv_implementation: str = "auto", zoo_name: str | None = None):
+           grouped_conv_implementation: str = "auto", fused_batch_norm_training: bool = True,
+           zoo_name: str | None = None):
     """Instantiates a RegNet (or any AnyNet) as a Keras functional model.
 
     Args:
@@ -52,6 +53,9 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
       grouped_conv_implementation: how the grouped 3x3 convolutions train (see grouped_conv):
         "auto" (fastest for the device and dtype), "native", "split_gradient", or "keras" for
         Keras' own XLA-compiled path. The layers are plain Conv2D layers whatever the choice.
+      fused_batch_norm_training: train the BatchNormalization layers through TensorFlow's fused
+        kernel (see fused_batch_norm; Keras 3 only, same function); False keeps Keras' own path.
+        The layers are plain BatchNormalization layers either way.
       zoo_name: the zoo model this config is, which "imagenet" weights need.
     """
     if not isinstance(config, (RegNetConfig, AnyNetConfig)):
@@ -95,6 +99,7 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
     model = keras.Model(inputs, x, name=name or zoo_name or ("regnet" if isinstance(
         config, RegNetConfig) else "anynet"))
     grouped_conv.enable(model, grouped_conv_implementation)
+    fused_batch_norm.enable(model, fused_batch_norm_training)
     if weights_file is not None:
         weights_file.load_into(model)
     return model
