@@ -149,6 +149,47 @@ def float_ops(model_content: bytes) -> list[str]:
     return left
 
 
+def size_breakdown(model_content: bytes) -> dict[str, int]:
+    """Where a .tflite file's bytes go: constant tensors by role, their quantization
+    parameters, and the rest (graph structure, names, metadata).
+
+    "weights" are the constant inputs of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED that are
+    not biases, "biases" their third inputs (int32 in integer files), "other_constants" every
+    other constant buffer; "quantization" counts each quantized tensor's scales (float32) and
+    zero points (int64, as the schema stores them): per-channel int8 files carry 12 bytes of
+    each per output channel for the weights and again for the biases.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
+    codes = [code.builtinCode or code.deprecatedBuiltinCode for code in model.operatorCodes]
+    from tensorflow.lite.python import schema_py_generated as schema
+    weighted = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+                schema.BuiltinOperator.FULLY_CONNECTED}
+    sizes = {"weights": 0, "biases": 0, "other_constants": 0, "quantization": 0}
+    counted = set()
+    for subgraph in model.subgraphs:
+        roles = {}
+        for operator in subgraph.operators:
+            if codes[operator.opcodeIndex] in weighted:
+                inputs = list(operator.inputs)
+                roles.update({index: "weights" for index in inputs[1:2]})
+                roles.update({index: "biases" for index in inputs[2:3] if index >= 0})
+        for index, tensor in enumerate(subgraph.tensors):
+            data = model.buffers[tensor.buffer].data
+            if data is not None and len(data) and tensor.buffer not in counted:
+                counted.add(tensor.buffer)
+                sizes[roles.get(index, "other_constants")] += len(data)
+            quantization = tensor.quantization
+            if quantization is not None:
+                sizes["quantization"] += 4 * len(quantization.scale if quantization.scale
+                                                 is not None else ())
+                sizes["quantization"] += 8 * len(quantization.zeroPoint
+                                                 if quantization.zeroPoint is not None else ())
+    sizes["other"] = len(model_content) - sum(sizes.values())
+    sizes["total"] = len(model_content)
+    return sizes
+
+
 def check_converted(model, model_content: bytes, variant: str) -> None:
     """Every convolution is one CONV_2D, no Select TF op, and integer variants compute in int8."""
     ops = op_counts(model_content)

@@ -57,6 +57,27 @@ def test_sizes_shrink_with_bytes_per_weight(model, converted):
     assert sizes["float16"] > sizes["dynamic"]
 
 
+def test_size_breakdown_accounts_for_every_byte(model, converted):
+    layers = [layer for layer in model.layers
+              if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    kernels = sum(int(np.prod(layer.kernel.shape)) for layer in layers)
+    output_channels = sum(int(layer.kernel.shape[-1]) for layer in layers)
+    for variant, content in converted.items():
+        parts = export.size_breakdown(content)
+        assert parts["total"] == len(content)
+        assert parts["other"] >= 0
+        assert sum(value for key, value in parts.items() if key != "total") == len(content)
+        if variant == "float32":
+            # The kernels, plus the input normalisation's 1x1 depthwise kernel of 3.
+            assert parts["weights"] == 4 * (kernels + 3)
+            assert parts["quantization"] == 0
+    int8 = export.size_breakdown(converted["int8"])
+    # One byte per weight, and a float32 scale and an int64 zero point per output channel for
+    # the weights and again for the biases.
+    assert int8["weights"] == kernels + 3
+    assert int8["quantization"] >= 2 * 12 * output_channels
+
+
 def test_int8_with_uint8_input_takes_raw_pixels(model, images, converted):
     runtime = export.interpreter(converted["int8"])
     details = runtime.get_input_details()[0]

@@ -6,10 +6,16 @@
 For every model and variant, ours (regnet_keras) and tf-keras' keras.applications RegNet of the
 same name are converted the same way (each conversion in a process of its own), then timed on
 the LiteRT interpreter with XNNPACK (median and p90 over --runs invocations after warm-up, per
-thread count, each file in a process of its own so that its peak memory is its own). The table
-gives size against params x bytes per weight, latency, the ratio ours / keras.applications, and
-achieved GFLOP/s (2 x multiply-adds from regnet_keras.complexity / median) against a float32
-matrix-multiplication peak measured on the spot with the same runtime.
+thread count, each file in a process of its own so that its peak memory is its own; --rounds
+rounds time the files in turn and keep each one's lowest median). The table gives size against
+params x bytes per weight, latency, the ratio ours / keras.applications, and achieved GFLOP/s
+(2 x multiply-adds from regnet_keras.complexity / median) against a float32
+matrix-multiplication peak measured on the spot with the same runtime; a second table splits
+each file's bytes into weights, biases, quantization parameters and the rest.
+
+Weights are random, with batch-normalization parameters and statistics randomised too, so that
+the folded biases differ as a trained model's do (zero biases would share one buffer and make
+the files look smaller than trained ones).
 """
 
 import json
@@ -31,11 +37,25 @@ flags.DEFINE_list("threads", ["1", "2", "4"], "Interpreter thread counts.")
 flags.DEFINE_integer("image_size", 224, "Input height and width.")
 flags.DEFINE_integer("runs", 50, "Timed invocations per measurement, after warm-up.")
 flags.DEFINE_integer("warmup", 5, "Untimed invocations first.")
+flags.DEFINE_integer("rounds", 3, "Timing rounds; each round times every file once, ours and "
+                     "keras.applications' in turn, and the table keeps each file's lowest "
+                     "median, so that a slow spell of a shared machine cannot favour either.")
 flags.DEFINE_bool("keras_applications", True, "Also convert and time tf-keras' RegNets.")
 flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
 
 BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1}
 REPRESENTATIVE_IMAGES = 16  # latency does not depend on calibration quality
+
+
+def _randomize_batch_norms(model):
+    """Trained-looking BN layers: distinct gamma, beta, means and (positive) variances."""
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape),
+                               rng.uniform(0.5, 1.5, variance.shape)])
 
 
 def _convert_worker(source, model_name, variant, size, path):
@@ -44,6 +64,7 @@ def _convert_worker(source, model_name, variant, size, path):
     if source == "ours":
         import regnet_keras
         model = regnet_keras.build_model(model_name, input_shape=(size, size, 3))
+        _randomize_batch_norms(model)
         content = export.convert(model, variant, representative_images=images)
     else:
         # keras.applications' graph holds raw TF ops, so it cannot pass our RegNet checks; it is
@@ -51,11 +72,12 @@ def _convert_worker(source, model_name, variant, size, path):
         import tf_keras
         model = getattr(tf_keras.applications, model_name)(weights=None,
                                                             input_shape=(size, size, 3))
+        _randomize_batch_norms(model)
         converter = export.tflite_converter(model, variant, images)
         content = converter.convert()
     with open(path, "wb") as f:
         f.write(content)
-    return {"bytes": len(content)}
+    return {"bytes": len(content), "breakdown": export.size_breakdown(content)}
 
 
 def _time_interpreter(runtime, runs, warmup):
@@ -140,6 +162,7 @@ def main(argv):
               f"{'of peak':>7s} {'peak RSS MB':>11s}")
     print(header)
     print("-" * len(header))
+    breakdowns = []
     with tempfile.TemporaryDirectory() as directory:
         for model_name in FLAGS.models:
             cost = regnet_keras.complexity(model_name, size)
@@ -149,9 +172,14 @@ def main(argv):
                     path = os.path.join(directory, f"{source}_{model_name}_{variant}.tflite")
                     converted = _call_worker(f"convert|{source}|{model_name}|{variant}|{size}|"
                                              f"{path}")
-                    results[source] = (converted, {t: _call_worker(f"latency|{path}|{t}")
-                                                   for t in threads})
+                    results[source] = (converted, path)
+                timings = _fastest_latencies({source: path for source, (_, path)
+                                              in results.items()}, threads)
+                results = {source: (converted, timings[source])
+                           for source, (converted, _) in results.items()}
                 for source, (converted, latencies) in results.items():
+                    breakdowns.append((model_name, variant, source, converted["breakdown"],
+                                       cost.params * BYTES_PER_WEIGHT[variant]))
                     size_mb = converted["bytes"] / 1e6
                     expected = cost.params * BYTES_PER_WEIGHT[variant] / 1e6
                     for t in threads:
@@ -164,6 +192,38 @@ def main(argv):
                               f"{size_mb / expected:8.3f}x {t:3d} {latency['median_ms']:9.2f} "
                               f"{latency['p90_ms']:7.2f} {ratio} {gflops:8.1f} "
                               f"{gflops / peaks[t]:6.0%} {latency['rss_mb']:11.0f}", flush=True)
+    _print_size_breakdowns(breakdowns)
+
+
+def _fastest_latencies(paths, threads):
+    """{source: {threads: timing}}: each file's lowest median over --rounds processes (with
+    that run's p90), the files timed in turn within each round."""
+    best = {source: {} for source in paths}
+    for _ in range(max(1, FLAGS.rounds)):
+        for t in threads:
+            for source, path in paths.items():
+                measured = _call_worker(f"latency|{path}|{t}")
+                previous = best[source].get(t)
+                if previous is None or measured["median_ms"] < previous["median_ms"]:
+                    rss = max(measured["rss_mb"], previous["rss_mb"] if previous else 0)
+                    best[source][t] = {**measured, "rss_mb": rss}
+    return best
+
+
+def _print_size_breakdowns(breakdowns):
+    """Where each file's bytes go, against the params x bytes-per-weight yardstick."""
+    print("\nsize breakdown, MB (quantization: per-tensor and per-channel scales and int64 zero "
+          "points; other: graph, names, metadata)")
+    header = (f"{'model':11s} {'variant':8s} {'source':9s} {'file':>6s} {'params x B':>10s} "
+              f"{'weights':>7s} {'biases':>6s} {'consts':>6s} {'quantization':>12s} "
+              f"{'other':>6s}")
+    print(header)
+    print("-" * len(header))
+    for model_name, variant, source, parts, expected in breakdowns:
+        print(f"{model_name:11s} {variant:8s} {source:9s} {parts['total'] / 1e6:6.3f} "
+              f"{expected / 1e6:10.3f} {parts['weights'] / 1e6:7.3f} {parts['biases'] / 1e6:6.3f} "
+              f"{parts['other_constants'] / 1e6:6.3f} {parts['quantization'] / 1e6:12.3f} "
+              f"{parts['other'] / 1e6:6.3f}")
 
 
 if __name__ == "__main__":
