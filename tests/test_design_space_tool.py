@@ -92,6 +92,14 @@ def test_pareto_selects_within_the_budget_and_its_flags_rebuild_the_design(sweep
     printed = run_python(["-c", check, *selection["train_flags"].split()]).stdout
     assert printed.strip() == str(selection["design"])
     assert os.path.exists(os.path.join(sweep["dir"], "analysis", "pareto.png"))
+    # --spaces restricts the choice to those spaces' members.
+    tool("pareto", f"--sweep_dir={sweep['dir']}", f"--latency_budget_ms={fastest * 100}",
+         "--spaces=TinyRegNet")
+    assert json.load(open(os.path.join(sweep["dir"], "selection.json")))["selected"]["id"] == \
+        selection["selected"]["id"]
+    error = tool_failure("pareto", f"--sweep_dir={sweep['dir']}", "--spaces=AnyNetXA",
+                         f"--latency_budget_ms={fastest * 100}")
+    assert "no trained and timed member" in error and "--spaces AnyNetXA" in error
 
 
 def test_a_phone_latency_table_replaces_the_measured_one(sweep):

@@ -40,9 +40,14 @@ flags.DEFINE_integer("warmup", 5, "Untimed invocations first.")
 flags.DEFINE_integer("rounds", 3, "Timing rounds; each round times every file once, ours and "
                      "keras.applications' in turn, and the table keeps each file's lowest "
                      "median, so that a slow spell of a shared machine cannot favour either.")
-flags.DEFINE_bool("keras_applications", True, "Also convert and time tf-keras' RegNets.")
+flags.DEFINE_list("sources", ["ours", "ours_same", "keras_app"],
+                  "Models to convert: ours (regnet_keras' defaults: the reference code's "
+                  "symmetric padding and ImageNet mean/std), ours_same (regnet_keras with "
+                  "keras.applications' geometry and preprocessing: TF 'same' padding, x/255, "
+                  "as its weights files load), keras_app (tf-keras' keras.applications).")
 flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
 
+SOURCES = ("ours", "ours_same", "keras_app")
 BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1}
 REPRESENTATIVE_IMAGES = 16  # latency does not depend on calibration quality
 
@@ -61,9 +66,11 @@ def _randomize_batch_norms(model):
 def _convert_worker(source, model_name, variant, size, path):
     from regnet_keras import export
     images = np.random.default_rng(0).uniform(0, 255, (REPRESENTATIVE_IMAGES, size, size, 3))
-    if source == "ours":
+    if source in ("ours", "ours_same"):
         import regnet_keras
-        model = regnet_keras.build_model(model_name, input_shape=(size, size, 3))
+        geometry = (dict(padding="same", preprocessing="unit") if source == "ours_same"
+                    else {})
+        model = regnet_keras.build_model(model_name, input_shape=(size, size, 3), **geometry)
         _randomize_batch_norms(model)
         content = export.convert(model, variant, representative_images=images)
     else:
@@ -156,7 +163,10 @@ def main(argv):
     peaks = {t: _call_worker(f"peak|{t}")["gflops"] for t in threads}
     print(f"LiteRT + XNNPACK, {size}x{size}, median/p90 over {FLAGS.runs} runs; float32 matmul "
           "peak " + ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)" for t in threads))
-    sources = ["ours"] + (["keras_app"] if FLAGS.keras_applications else [])
+    unknown = sorted(set(FLAGS.sources) - set(SOURCES))
+    if unknown:
+        raise app.UsageError(f"unknown --sources {unknown}: choose from {', '.join(SOURCES)}.")
+    sources = FLAGS.sources
     header = (f"{'model':11s} {'variant':8s} {'source':9s} {'size MB':>8s} {'vs params':>9s} "
               f"{'thr':>3s} {'median ms':>9s} {'p90 ms':>7s} {'vs app':>6s} {'GFLOP/s':>8s} "
               f"{'of peak':>7s} {'peak RSS MB':>11s}")

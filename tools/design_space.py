@@ -28,7 +28,8 @@ COMMANDS = ("sample", "train", "measure", "analyze", "pareto", "fit")
 flags.DEFINE_string("sweep_dir", None, "The sweep's directory (every command but fit).")
 # sample
 flags.DEFINE_list("spaces", ["RegNetX", "AnyNetXA"], "sample: named design spaces (AnyNetXA.."
-                  "AnyNetXE, RegNet, RegNetX, RegNetY).")
+                  "AnyNetXE, RegNet, RegNetX, RegNetY). pareto, when given: choose only among "
+                  "members of these spaces.")
 flags.DEFINE_string("space_file", None, "sample: a JSON file describing a space of your own "
                     "(regnet_keras.design_sampling.DesignSpace fields, ranges as [low, high]); "
                     "sampled in addition to --spaces.")
@@ -228,6 +229,11 @@ def pareto():
     if budget_ms is None:
         raise app.UsageError("give --latency_budget_ms (the population has no zoo reference).")
     candidates = [row for row in rows if reference is None or row["id"] != reference["id"]]
+    if FLAGS["spaces"].present:  # e.g. --spaces RegNetX: pick a RegNet, not an AnyNet
+        candidates = [row for row in candidates if row["space"] in FLAGS.spaces]
+        if not candidates:
+            raise app.UsageError(f"no trained and timed member of {FLAGS.sweep_dir} belongs "
+                                 f"to --spaces {','.join(FLAGS.spaces)}.")
     latencies = [row["latency_ms"] for row in candidates]
     accuracies = [row["top1"] for row in candidates]
     try:
