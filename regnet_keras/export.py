@@ -156,13 +156,13 @@ def size_breakdown(model_content: bytes) -> dict[str, int]:
     "weights" are the constant inputs of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED that are
     not biases, "biases" their third inputs (int32 in integer files), "other_constants" every
     other constant buffer; "quantization" counts each quantized tensor's scales (float32) and
-    zero points (int64, as the schema stores them): per-channel int8 files carry 12 bytes of
-    each per output channel for the weights and again for the biases.
+    zero points (int64, as the schema stores them): per-channel int8 files carry these 12 bytes
+    per output channel for the weights and again for the biases.
     """
+    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
     codes = [code.builtinCode or code.deprecatedBuiltinCode for code in model.operatorCodes]
-    from tensorflow.lite.python import schema_py_generated as schema
     weighted = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
                 schema.BuiltinOperator.FULLY_CONNECTED}
     sizes = {"weights": 0, "biases": 0, "other_constants": 0, "quantization": 0}
@@ -181,10 +181,10 @@ def size_breakdown(model_content: bytes) -> dict[str, int]:
                 sizes[roles.get(index, "other_constants")] += len(data)
             quantization = tensor.quantization
             if quantization is not None:
-                sizes["quantization"] += 4 * len(quantization.scale if quantization.scale
-                                                 is not None else ())
-                sizes["quantization"] += 8 * len(quantization.zeroPoint
-                                                 if quantization.zeroPoint is not None else ())
+                # The object API leaves absent vectors as None and present ones as arrays.
+                scales, zero_points = quantization.scale, quantization.zeroPoint
+                sizes["quantization"] += (4 * (0 if scales is None else len(scales))
+                                          + 8 * (0 if zero_points is None else len(zero_points)))
     sizes["other"] = len(model_content) - sum(sizes.values())
     sizes["total"] = len(model_content)
     return sizes

@@ -40,14 +40,14 @@ flags.DEFINE_integer("warmup", 5, "Untimed invocations first.")
 flags.DEFINE_integer("rounds", 3, "Timing rounds; each round times every file once, ours and "
                      "keras.applications' in turn, and the table keeps each file's lowest "
                      "median, so that a slow spell of a shared machine cannot favour either.")
-flags.DEFINE_list("sources", ["ours", "ours_same", "keras_app"],
+SOURCES = ("ours", "ours_same", "keras_app")
+flags.DEFINE_list("sources", list(SOURCES),
                   "Models to convert: ours (regnet_keras' defaults: the reference code's "
                   "symmetric padding and ImageNet mean/std), ours_same (regnet_keras with "
                   "keras.applications' geometry and preprocessing: TF 'same' padding, x/255, "
                   "as its weights files load), keras_app (tf-keras' keras.applications).")
 flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
 
-SOURCES = ("ours", "ours_same", "keras_app")
 BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1}
 REPRESENTATIVE_IMAGES = 16  # latency does not depend on calibration quality
 
@@ -157,15 +157,15 @@ def main(argv):
     if FLAGS.worker:
         _run_worker(FLAGS.worker)
         return
+    unknown = sorted(set(FLAGS.sources) - set(SOURCES))
+    if unknown:
+        raise app.UsageError(f"unknown --sources {unknown}: choose from {', '.join(SOURCES)}.")
     import regnet_keras
     size = FLAGS.image_size
     threads = [int(t) for t in FLAGS.threads]
     peaks = {t: _call_worker(f"peak|{t}")["gflops"] for t in threads}
     print(f"LiteRT + XNNPACK, {size}x{size}, median/p90 over {FLAGS.runs} runs; float32 matmul "
           "peak " + ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)" for t in threads))
-    unknown = sorted(set(FLAGS.sources) - set(SOURCES))
-    if unknown:
-        raise app.UsageError(f"unknown --sources {unknown}: choose from {', '.join(SOURCES)}.")
     sources = FLAGS.sources
     header = (f"{'model':11s} {'variant':8s} {'source':9s} {'size MB':>8s} {'vs params':>9s} "
               f"{'thr':>3s} {'median ms':>9s} {'p90 ms':>7s} {'vs app':>6s} {'GFLOP/s':>8s} "
@@ -177,31 +177,29 @@ def main(argv):
         for model_name in FLAGS.models:
             cost = regnet_keras.complexity(model_name, size)
             for variant in FLAGS.variants:
-                results = {}
+                expected = cost.params * BYTES_PER_WEIGHT[variant]
+                converted, paths = {}, {}
                 for source in sources:
-                    path = os.path.join(directory, f"{source}_{model_name}_{variant}.tflite")
-                    converted = _call_worker(f"convert|{source}|{model_name}|{variant}|{size}|"
-                                             f"{path}")
-                    results[source] = (converted, path)
-                timings = _fastest_latencies({source: path for source, (_, path)
-                                              in results.items()}, threads)
-                results = {source: (converted, timings[source])
-                           for source, (converted, _) in results.items()}
-                for source, (converted, latencies) in results.items():
-                    breakdowns.append((model_name, variant, source, converted["breakdown"],
-                                       cost.params * BYTES_PER_WEIGHT[variant]))
-                    size_mb = converted["bytes"] / 1e6
-                    expected = cost.params * BYTES_PER_WEIGHT[variant] / 1e6
+                    paths[source] = os.path.join(directory,
+                                                 f"{source}_{model_name}_{variant}.tflite")
+                    converted[source] = _call_worker(f"convert|{source}|{model_name}|{variant}|"
+                                                     f"{size}|{paths[source]}")
+                timings = _fastest_latencies(paths, threads)
+                for source in sources:
+                    breakdowns.append((model_name, variant, source,
+                                       converted[source]["breakdown"], expected))
+                    size_mb = converted[source]["bytes"] / 1e6
                     for t in threads:
-                        latency = latencies[t]
-                        app_median = (results["keras_app"][1][t]["median_ms"]
-                                      if "keras_app" in results else None)
+                        latency = timings[source][t]
+                        app_median = (timings["keras_app"][t]["median_ms"]
+                                      if "keras_app" in timings else None)
                         ratio = f"{latency['median_ms'] / app_median:6.2f}" if app_median else "     -"
                         gflops = 2 * cost.flops / latency["median_ms"] / 1e6
                         print(f"{model_name:11s} {variant:8s} {source:9s} {size_mb:8.2f} "
-                              f"{size_mb / expected:8.3f}x {t:3d} {latency['median_ms']:9.2f} "
-                              f"{latency['p90_ms']:7.2f} {ratio} {gflops:8.1f} "
-                              f"{gflops / peaks[t]:6.0%} {latency['rss_mb']:11.0f}", flush=True)
+                              f"{size_mb / (expected / 1e6):8.3f}x {t:3d} "
+                              f"{latency['median_ms']:9.2f} {latency['p90_ms']:7.2f} {ratio} "
+                              f"{gflops:8.1f} {gflops / peaks[t]:6.0%} "
+                              f"{latency['rss_mb']:11.0f}", flush=True)
     _print_size_breakdowns(breakdowns)
 
 
