@@ -4,6 +4,16 @@ Importing this package loads neither TensorFlow nor Keras; the builder loads the
 process (see keras_backend) when a model is first built.
 """
 
+import os
+
+# TensorFlow's CPU kernels for grouped convolutions (forward in graph mode, and gradients) come
+# from oneDNN, which TensorFlow turns on by default only on CPUs with AVX-512 VNNI or newer;
+# elsewhere (AVX2 machines) tf-keras and tfmot models with grouped convolutions fail to run and
+# Keras 3 training falls back to a slower per-group gradient. The variable is read when
+# TensorFlow loads, so it only helps when this package is imported first; a value the user set
+# is kept.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 from regnet_keras.applications import (
     RegNetX002, RegNetX004, RegNetX006, RegNetX008, RegNetX016, RegNetX032, RegNetX040,
     RegNetX064, RegNetX080, RegNetX120, RegNetX160, RegNetX320, RegNetY002, RegNetY004,

@@ -1,10 +1,12 @@
 """Conversion of RegNets to TFLite, the metadata an app needs, and checks on the LiteRT runtime.
 
 Variants: float32, float16 (weights), dynamic (dynamic-range int8 weights), int8 (full-integer
-post-training quantization calibrated on representative images) and qat (a quantization-aware
-trained tf-keras model from `quantization`). Only TFLite builtin ops are allowed: a model that
-would need Select TF ops fails with the ops named. TFLite's converter leaks memory with every
-convert() in TF 2.21, so tools convert each variant in a process of its own.
+post-training quantization calibrated on representative images, weights per output channel),
+int8_per_tensor (the same with one scale per weight tensor: a smaller file, which may cost
+accuracy) and qat (a quantization-aware trained tf-keras model from `quantization`). Only TFLite
+builtin ops are allowed: a model that would need Select TF ops fails with the ops named.
+TFLite's converter leaks memory with every convert() in TF 2.21, so tools convert each variant
+in a process of its own.
 
 The metadata is a JSON file beside each .tflite (`<name>.json`), described in
 docs/MODEL_METADATA.md; the Android demo reads exactly that.
@@ -20,9 +22,14 @@ import re
 import numpy as np
 
 from regnet_keras import grouped_conv, layer_names
-from regnet_keras.preprocessing import MODES, with_depthwise_preprocessing
+from regnet_keras.preprocessing import (MODES, with_depthwise_preprocessing,
+                                        with_scale_folded_into_stem)
 
-VARIANTS = ("float32", "float16", "dynamic", "int8", "qat")
+VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_per_tensor", "qat")
+# Variants that compute in int8 and may take and give integer tensors.
+INTEGER_VARIANTS = ("int8", "int8_per_tensor", "qat")
+# Variants calibrated here on representative images.
+CALIBRATED_VARIANTS = ("int8", "int8_per_tensor")
 IO_TYPES = ("float32", "uint8", "int8")
 METADATA_FORMAT = "regnet_keras.tflite_metadata"
 METADATA_VERSION = 1
@@ -75,10 +82,15 @@ def tflite_converter(model, variant: str, representative_images=None):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if variant == "int8":
+    if variant in CALIBRATED_VARIANTS:
         images = np.asarray(representative_images, dtype=np.float32)
         converter.representative_dataset = lambda: ([image[None]] for image in images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if variant == "int8_per_tensor":
+        # Per-channel files store a float32 scale and an int64 zero point per output channel
+        # for every kernel and its bias (about 10% of a RegNetX002 int8 file); the converter's
+        # only switch to one scale per tensor is this attribute.
+        converter._experimental_disable_per_channel = True
     return converter
 
 
@@ -91,18 +103,19 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
     for name, value in (("input_type", input_type), ("output_type", output_type)):
         if value not in IO_TYPES:
             raise ConversionError(f"{name}={value!r} is invalid: choose one of {IO_TYPES}.")
-        if value != "float32" and variant not in ("int8", "qat"):
-            raise ConversionError(f"{name}={value!r} needs an integer model: use variant int8 "
-                                  "or qat, or keep float32 input and output.")
+        if value != "float32" and variant not in INTEGER_VARIANTS:
+            raise ConversionError(f"{name}={value!r} needs an integer model: use variant "
+                                  f"{', '.join(INTEGER_VARIANTS)}, or keep float32 input and "
+                                  "output.")
     check_convertible(model)
     if any(type(layer).__name__ == "Rescaling" for layer in model.layers):
-        model = with_depthwise_preprocessing(model)
+        model = with_scale_folded_into_stem(model) or with_depthwise_preprocessing(model)
     grouped_conv.enable(model)  # trace TensorFlow's grouped op, never Keras' XLA call
-    if variant == "int8":
+    if variant in CALIBRATED_VARIANTS:
         representative_images = check_representative_images(representative_images,
                                                              model.input_shape)
     converter = tflite_converter(model, variant, representative_images)
-    if variant in ("int8", "qat"):
+    if variant in INTEGER_VARIANTS:
         converter.inference_input_type = tf.as_dtype(input_type)
         converter.inference_output_type = tf.as_dtype(output_type)
     try:
@@ -202,7 +215,7 @@ def check_converted(model, model_content: bytes, variant: str) -> None:
         raise ConversionError(
             f"the {variant} file has {ops['CONV_2D']} CONV_2D ops for {convolutions} Conv2D "
             "layers: a convolution was decomposed or lost.")
-    if variant in ("int8", "qat"):
+    if variant in INTEGER_VARIANTS:
         left = float_ops(model_content)
         if left:
             raise ConversionError(f"the {variant} file computes in float in: "

@@ -71,3 +71,48 @@ def with_depthwise_preprocessing(model, wrap=None):
         offset = np.broadcast_to(np.asarray(rescaling.offset, np.float32), (channels,))
         convolution.set_weights([scale.reshape(1, 1, channels, 1), offset.copy()])
     return copy
+
+
+def with_scale_folded_into_stem(model):
+    """`model` without its Rescaling layer, the scale multiplied into the stem kernel, or None
+    where that would change the function.
+
+    Exact only for a scale-only normalisation ("unit": x / 255, keras.applications' own) that
+    feeds the stem convolution directly or through zero padding: zeros stay zeros when scaled.
+    An offset ("imagenet") cannot fold, because padding then differs from a normalised zero.
+    The fold saves the pass over the input image that the normalisation costs on LiteRT
+    (6-8% of RegNetX002's float32 latency at 224x224). The stem is a new layer; the others are
+    shared with `model`, whose weights stay as they are.
+    """
+    import tensorflow as tf
+    from regnet_keras import layer_names
+    from regnet_keras.keras_backend import get_keras
+    keras = get_keras()
+    by_name = {layer.name: layer for layer in model.layers}
+    rescaling = by_name.get(layer_names.PREPROCESSING)
+    stem = by_name.get(layer_names.STEM_CONV)
+    if type(rescaling).__name__ != "Rescaling" or type(stem).__name__ != "Conv2D":
+        return None
+    between = [by_name[layer_names.STEM_PAD]] if layer_names.STEM_PAD in by_name else []
+    chain = [rescaling, *between, stem]
+    consumers = [layer for layer in model.layers
+                 if type(layer).__name__ != "InputLayer" and layer is not rescaling
+                 and any(tensor is rescaling.output for tensor in tf.nest.flatten(layer.input))]
+    if consumers != chain[1:2] or any(a.output is not b.input for a, b in zip(chain, chain[1:])):
+        return None
+    kernel, *rest = stem.get_weights()
+    channels = kernel.shape[2]
+    scale = np.broadcast_to(np.asarray(rescaling.scale, np.float32), (channels,))
+    offset = np.broadcast_to(np.asarray(rescaling.offset, np.float32), (channels,))
+    if np.any(offset != 0):
+        return None
+    folded_stem = type(stem).from_config(stem.get_config())
+
+    def clone(layer):
+        if layer is rescaling:
+            return keras.layers.Identity(name=layer.name)
+        return folded_stem if layer is stem else layer
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    folded_stem.set_weights([kernel * scale[None, None, :, None], *rest])
+    return copy

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import regnet_keras  # noqa: F401  (first, so that TensorFlow loads with its oneDNN kernels)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_SCRIPT = os.path.join(REPO, "tests", "references", "keras_applications.py")
 # Models compared with keras.applications in the default run (all 24 in the slow run).

@@ -146,8 +146,13 @@ def test_keras_save_and_load_reproduce_outputs_exactly(tmp_path):
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.models.load_model(path)
+    for saved, loaded in zip(model.get_weights(), restored.get_weights(), strict=True):
+        np.testing.assert_array_equal(loaded, saved)
     x = images()
-    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    # The same weights and graph; oneDNN may pick differently blocked kernels for the two
+    # models, which changes float32 sums in the last bit.
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-9)
     assert regnet_keras.design_of_model(restored) == regnet_keras.design_of_model(model)
 
 

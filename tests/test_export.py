@@ -28,9 +28,10 @@ def images():
 
 @pytest.fixture(scope="module")
 def converted(model, images):
-    return {variant: export.convert(model, variant, representative_images=images,
-                                    input_type="uint8" if variant == "int8" else "float32")
-            for variant in ("float32", "float16", "dynamic", "int8")}
+    return {variant: export.convert(
+                model, variant, representative_images=images,
+                input_type="uint8" if variant in export.CALIBRATED_VARIANTS else "float32")
+            for variant in ("float32", "float16", "dynamic", "int8", "int8_per_tensor")}
 
 
 def test_float32_tflite_reproduces_keras(model, images, converted):
@@ -76,6 +77,56 @@ def test_size_breakdown_accounts_for_every_byte(model, converted):
     # the weights and again for the biases.
     assert int8["weights"] == kernels + 3
     assert int8["quantization"] >= 2 * 12 * output_channels
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+def test_scale_only_normalisation_folds_into_the_stem_exactly(images, padding):
+    # keras.applications' x / 255 scales zeros to zeros, so the stem can absorb it and the file
+    # loses the pass over the input; the ImageNet mean/std (the fixture's model) cannot fold.
+    keras.utils.set_random_seed(1)
+    unit = RegNet(TINY, input_shape=SHAPE, classes=4, padding=padding, preprocessing="unit")
+    stem_kernel = unit.get_layer("stem_conv").get_weights()[0].copy()
+    content = export.convert(unit, "float32")
+    ops = export.op_counts(content)
+    squeeze_excitations = sum(isinstance(l, keras.layers.Multiply) for l in unit.layers)
+    assert "DEPTHWISE_CONV_2D" not in ops and ops["MUL"] == squeeze_excitations
+    expected = unit.predict(images, verbose=0)
+    assert np.abs(export.run(content, images) - expected).max() <= 1e-4 * np.abs(expected).max()
+    np.testing.assert_array_equal(unit.get_layer("stem_conv").get_weights()[0], stem_kernel)
+    int8 = export.convert(unit, "int8", representative_images=images)
+    agreement = (export.run(int8, images).argmax(1) == expected.argmax(1)).mean()
+    assert agreement >= 0.5
+
+
+def test_imagenet_normalisation_stays_one_depthwise_convolution(converted):
+    assert export.op_counts(converted["float32"])["DEPTHWISE_CONV_2D"] == 1
+
+
+def _weight_scale_counts(content):
+    """Number of scales of each CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED weight tensor."""
+    runtime = export.interpreter(content, xnnpack=False)
+    tensors = {t["index"]: t for t in runtime.get_tensor_details()}
+    weighted = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    return [len(tensors[op["inputs"][1]]["quantization_parameters"]["scales"])
+            for op in runtime._get_ops_details() if op["op_name"] in weighted]
+
+
+def test_int8_per_tensor_has_one_scale_per_kernel_and_a_smaller_file(model, images, converted):
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    per_channel, per_tensor = converted["int8"], converted["int8_per_tensor"]
+    assert max(_weight_scale_counts(per_channel)) > 1
+    assert set(_weight_scale_counts(per_tensor)) == {1}
+    parts = export.size_breakdown(per_tensor), export.size_breakdown(per_channel)
+    assert parts[0]["weights"] == parts[1]["weights"]
+    # Per channel, each convolution's kernel and bias carry 12 bytes of scale and zero point
+    # per output channel; per tensor, 12 bytes each.
+    saved = sum(2 * 12 * (int(layer.kernel.shape[-1]) - 1) for layer in convolutions)
+    assert parts[1]["quantization"] - parts[0]["quantization"] >= saved
+    assert len(per_tensor) < len(per_channel)
+    assert export.float_ops(per_tensor) == []
+    agreement = (export.run(per_tensor, images).argmax(1)
+                 == model.predict(images, verbose=0).argmax(1)).mean()
+    assert agreement >= 0.5
 
 
 def test_int8_with_uint8_input_takes_raw_pixels(model, images, converted):

@@ -150,6 +150,29 @@ def test_helpfull_lists_the_training_flags():
         assert re.search(r"--(\[no\])?" + flag[2:] + ":", result.stdout), flag
 
 
+def _config_from_command_line(*arguments):
+    """tools.train's TrainConfig for a command line, built in a fresh process (absl flags are
+    process-global)."""
+    code = ("import json, sys; from absl import flags; from tools import train; "
+            "flags.FLAGS(['train', *sys.argv[1:]]); config = train.train_config_from_flags(); "
+            "print(json.dumps({'epochs': config.epochs, 'weight_decay': config.weight_decay, "
+            "'min_crop_area': config.augmentation.min_crop_area, "
+            "'label_smoothing': config.label_smoothing}))")
+    result = run([sys.executable, "-c", code, *arguments], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_presets_fill_unset_flags_and_the_command_line_wins():
+    assert _config_from_command_line() == {"epochs": 5, "weight_decay": 5e-5,
+                                           "min_crop_area": 1.0, "label_smoothing": 0.1}
+    assert _config_from_command_line("--preset", "long") == {
+        "epochs": 30, "weight_decay": 5e-4, "min_crop_area": 0.8, "label_smoothing": 0.1}
+    assert _config_from_command_line("--preset", "long", "--weight_decay", "1e-4",
+                                     "--epochs", "3") == {
+        "epochs": 3, "weight_decay": 1e-4, "min_crop_area": 0.8, "label_smoothing": 0.1}
+
+
 def test_evaluate_tool_reports_top1_top5_and_saves_the_confusion_matrix(finished_run,
                                                                        tmp_path):
     model_dir, _ = finished_run

@@ -48,7 +48,7 @@ flags.DEFINE_list("sources", list(SOURCES),
                   "as its weights files load), keras_app (tf-keras' keras.applications).")
 flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
 
-BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1}
+BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1, "int8_per_tensor": 1}
 REPRESENTATIVE_IMAGES = 16  # latency does not depend on calibration quality
 
 
@@ -167,7 +167,7 @@ def main(argv):
     print(f"LiteRT + XNNPACK, {size}x{size}, median/p90 over {FLAGS.runs} runs; float32 matmul "
           "peak " + ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)" for t in threads))
     sources = FLAGS.sources
-    header = (f"{'model':11s} {'variant':8s} {'source':9s} {'size MB':>8s} {'vs params':>9s} "
+    header = (f"{'model':11s} {'variant':15s} {'source':9s} {'size MB':>8s} {'vs params':>9s} "
               f"{'thr':>3s} {'median ms':>9s} {'p90 ms':>7s} {'vs app':>6s} {'GFLOP/s':>8s} "
               f"{'of peak':>7s} {'peak RSS MB':>11s}")
     print(header)
@@ -195,7 +195,7 @@ def main(argv):
                                       if "keras_app" in timings else None)
                         ratio = f"{latency['median_ms'] / app_median:6.2f}" if app_median else "     -"
                         gflops = 2 * cost.flops / latency["median_ms"] / 1e6
-                        print(f"{model_name:11s} {variant:8s} {source:9s} {size_mb:8.2f} "
+                        print(f"{model_name:11s} {variant:15s} {source:9s} {size_mb:8.2f} "
                               f"{size_mb / (expected / 1e6):8.3f}x {t:3d} "
                               f"{latency['median_ms']:9.2f} {latency['p90_ms']:7.2f} {ratio} "
                               f"{gflops:8.1f} {gflops / peaks[t]:6.0%} "
@@ -222,13 +222,13 @@ def _print_size_breakdowns(breakdowns):
     """Where each file's bytes go, against the params x bytes-per-weight yardstick."""
     print("\nsize breakdown, MB (quantization: per-tensor and per-channel scales and int64 zero "
           "points; other: graph, names, metadata)")
-    header = (f"{'model':11s} {'variant':8s} {'source':9s} {'file':>6s} {'params x B':>10s} "
+    header = (f"{'model':11s} {'variant':15s} {'source':9s} {'file':>6s} {'params x B':>10s} "
               f"{'weights':>7s} {'biases':>6s} {'consts':>6s} {'quantization':>12s} "
               f"{'other':>6s}")
     print(header)
     print("-" * len(header))
     for model_name, variant, source, parts, expected in breakdowns:
-        print(f"{model_name:11s} {variant:8s} {source:9s} {parts['total'] / 1e6:6.3f} "
+        print(f"{model_name:11s} {variant:15s} {source:9s} {parts['total'] / 1e6:6.3f} "
               f"{expected / 1e6:10.3f} {parts['weights'] / 1e6:7.3f} {parts['biases'] / 1e6:6.3f} "
               f"{parts['other_constants'] / 1e6:6.3f} {parts['quantization'] / 1e6:12.3f} "
               f"{parts['other'] / 1e6:6.3f}")

@@ -1,7 +1,8 @@
 """Converts a trained RegNet to TFLite variants, verifies each on the LiteRT runtime, and reports.
 
     python -m tools.convert --model runs/fashion_mnist
-        [--variants float32,float16,dynamic,int8,qat] [--representative_images 300]
+        [--variants float32,float16,dynamic,int8,int8_per_tensor,qat]
+        [--representative_images 300]
         [--input_type uint8] [--output_type float32] [--android_assets android_demo/app/src/main/assets]
 
 --model is a tools.train run directory (its best.keras, run.json and, after tools.qat, its
@@ -27,8 +28,10 @@ import numpy as np
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory or a .keras file.", required=True)
 flags.DEFINE_string("model_file", "best.keras", "Model file of a run directory.")
-flags.DEFINE_list("variants", None, "Variants to write (default: float32, float16, dynamic, "
-                  "int8, and qat when tools.qat has run).")
+flags.DEFINE_list("variants", None, "Variants to write: float32, float16, dynamic, int8, "
+                  "int8_per_tensor (one weight scale per tensor: smaller, may be less "
+                  "accurate), qat. "
+                  "Default: float32, float16, dynamic, int8, and qat when tools.qat has run.")
 flags.DEFINE_string("output_dir", None, "Where the files go (default: RUN/tflite).")
 flags.DEFINE_integer("representative_images", 300, "Training images calibrating int8 "
                      "post-training quantization (evaluation preprocessing).")
@@ -43,6 +46,8 @@ flags.DEFINE_string("worker", None, "Internal: convert one variant in this proce
 
 FLOAT_TOLERANCE = 1e-4
 ANDROID_VARIANTS = ("float32", "int8", "qat")
+# int8_per_tensor is asked for by name: it may trade accuracy for size.
+DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8", "qat")
 
 
 def _locate(model_argument):
@@ -82,10 +87,10 @@ def _convert_one(variant, run_dir, model_path, info, output_dir):
     else:
         import regnet_keras
         model = regnet_keras.load_model(model_path)
-        if variant == "int8":
+        if variant in export.CALIBRATED_VARIANTS:
             representative = np.stack(list(data_lib.calibration_dataset(
                 info, FLAGS.representative_images).as_numpy_iterator()))
-    integer = variant in ("int8", "qat")
+    integer = variant in export.INTEGER_VARIANTS
     content = export.convert(model, variant, representative_images=representative,
                              input_type=FLAGS.input_type if integer else "float32",
                              output_type=FLAGS.output_type if integer else "float32")
@@ -162,7 +167,7 @@ def main(argv):
     if FLAGS.worker:
         _convert_one(FLAGS.worker, run_dir, model_path, info, output_dir)
         return
-    variants = FLAGS.variants or [v for v in export.VARIANTS
+    variants = FLAGS.variants or [v for v in DEFAULT_VARIANTS
                                   if v != "qat" or os.path.isfile(_qat_path(run_dir))]
     for variant in variants:
         if variant not in export.VARIANTS:
@@ -182,9 +187,9 @@ def main(argv):
     with open(os.path.join(output_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=2)
     print(f"\n{model_path}: Keras float top-1 {keras_top1:.4f} on {examples} held-out images")
-    print(f"{'variant':8s} {'size KB':>9s} {'top-1':>7s} {'top-5':>7s} {'agreement':>9s}  file")
+    print(f"{'variant':15s} {'size KB':>9s} {'top-1':>7s} {'top-5':>7s} {'agreement':>9s}  file")
     for row in rows:
-        print(f"{row['variant']:8s} {row['bytes'] / 1024:9.1f} {row['top1']:7.4f} "
+        print(f"{row['variant']:15s} {row['bytes'] / 1024:9.1f} {row['top1']:7.4f} "
               f"{row['top5']:7.4f} {row['agreement']:9.4f}  {row['file']}")
     if FLAGS.android_assets:
         os.makedirs(FLAGS.android_assets, exist_ok=True)

@@ -31,10 +31,12 @@ PRESETS = {
     "quick": dict(model=QUICK_DESIGN, dataset=data_lib.FASHION_MNIST, image_size=32,
                   batch_size=128, epochs=5, warmup_epochs=0.5, label_smoothing=0.1,
                   min_crop_area=1.0, eval_crop_fraction=1.0),
-    # The same network trained 6x longer, with mild random-resized crops (README: >= 94%).
+    # The same network trained 6x longer, with mild random-resized crops and the weight decay
+    # of short CIFAR-scale schedules (5e-4) rather than ImageNet's: 93.91% in README's
+    # measurement, aimed at >= 94%.
     "long": dict(model=QUICK_DESIGN, dataset=data_lib.FASHION_MNIST, image_size=32,
                  batch_size=128, epochs=30, warmup_epochs=1.0, label_smoothing=0.1,
-                 min_crop_area=0.8, eval_crop_fraction=1.0),
+                 weight_decay=5e-4, min_crop_area=0.8, eval_crop_fraction=1.0),
     "reference": dict(model="RegNetX002", image_size=224, batch_size=128, epochs=100,
                       warmup_epochs=5.0, label_smoothing=0.0, min_crop_area=0.08,
                       eval_crop_fraction=0.875),
@@ -43,7 +45,8 @@ PRESETS = {
 flags.DEFINE_enum("preset", "quick", list(PRESETS),
                   "Defaults for the flags left unset. quick: a 6-block AnyNet (RegNetX002's "
                   "widths, first stage stride 1) on Fashion-MNIST at 32x32, 5 epochs (the main "
-                  "job, see README). long: the same network, 30 epochs, mild crops (>= 94%). "
+                  "job, see README). long: the same network, 30 epochs, mild crops, weight "
+                  "decay 5e-4 (93.91%, see README). "
                   "reference: the paper's ImageNet recipe (RegNetX002, 224x224, 100 epochs).")
 flags.DEFINE_string("model", None, "Zoo model name (RegNetX002 ... RegNetY320). Ignored when "
                     "--w0 or --stage_widths is given. Default: the preset's design.")
@@ -168,7 +171,7 @@ def train_config_from_flags():
     return TrainConfig(
         model=model, dataset=dataset, data_dir=FLAGS.data_dir, image_size=image_size,
         batch_size=_preset_value("batch_size"), epochs=_preset_value("epochs"), lr=FLAGS.lr,
-        warmup_epochs=_preset_value("warmup_epochs"), weight_decay=FLAGS.weight_decay,
+        warmup_epochs=_preset_value("warmup_epochs"), weight_decay=_preset_value("weight_decay"),
         label_smoothing=_preset_value("label_smoothing"), momentum=FLAGS.momentum,
         augmentation=augmentation, eval_crop_fraction=_preset_value("eval_crop_fraction"),
         holdout_fraction=FLAGS.holdout_fraction, corrupt_images=FLAGS.corrupt_images,
