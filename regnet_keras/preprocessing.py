@@ -43,6 +43,12 @@ def rescaling_layer(keras, mode: str, channels: int, name: str):
     return keras.layers.Rescaling(scale=scale, offset=offset, name=name)
 
 
+def _scale_and_offset_of(rescaling, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A Rescaling layer's (scale, offset), each broadcast to one float32 per channel."""
+    return tuple(np.broadcast_to(np.asarray(value, np.float32), (channels,))
+                 for value in (rescaling.scale, rescaling.offset))
+
+
 def with_depthwise_preprocessing(model, wrap=None):
     """`model` with its Rescaling preprocessing computed as the 1x1 depthwise convolution it is.
 
@@ -67,8 +73,7 @@ def with_depthwise_preprocessing(model, wrap=None):
     copy = keras.models.clone_model(model, clone_function=clone)
     for rescaling, convolution in replacements:
         channels = convolution.get_weights()[0].shape[2]
-        scale = np.broadcast_to(np.asarray(rescaling.scale, np.float32), (channels,))
-        offset = np.broadcast_to(np.asarray(rescaling.offset, np.float32), (channels,))
+        scale, offset = _scale_and_offset_of(rescaling, channels)
         convolution.set_weights([scale.reshape(1, 1, channels, 1), offset.copy()])
     return copy
 
@@ -93,18 +98,16 @@ def with_scale_folded_into_stem(model):
     stem = by_name.get(layer_names.STEM_CONV)
     if type(rescaling).__name__ != "Rescaling" or type(stem).__name__ != "Conv2D":
         return None
+    kernel, *rest = stem.get_weights()
+    scale, offset = _scale_and_offset_of(rescaling, kernel.shape[2])
+    if np.any(offset != 0):
+        return None
     between = [by_name[layer_names.STEM_PAD]] if layer_names.STEM_PAD in by_name else []
     chain = [rescaling, *between, stem]
     consumers = [layer for layer in model.layers
                  if type(layer).__name__ != "InputLayer" and layer is not rescaling
                  and any(tensor is rescaling.output for tensor in tf.nest.flatten(layer.input))]
     if consumers != chain[1:2] or any(a.output is not b.input for a, b in zip(chain, chain[1:])):
-        return None
-    kernel, *rest = stem.get_weights()
-    channels = kernel.shape[2]
-    scale = np.broadcast_to(np.asarray(rescaling.scale, np.float32), (channels,))
-    offset = np.broadcast_to(np.asarray(rescaling.offset, np.float32), (channels,))
-    if np.any(offset != 0):
         return None
     folded_stem = type(stem).from_config(stem.get_config())
 

@@ -188,15 +188,15 @@ def main(argv):
                 for source in sources:
                     breakdowns.append((model_name, variant, source,
                                        converted[source]["breakdown"], expected))
-                    size_mb = converted[source]["bytes"] / 1e6
+                    file_bytes = converted[source]["bytes"]
                     for t in threads:
                         latency = timings[source][t]
                         app_median = (timings["keras_app"][t]["median_ms"]
                                       if "keras_app" in timings else None)
                         ratio = f"{latency['median_ms'] / app_median:6.2f}" if app_median else "     -"
                         gflops = 2 * cost.flops / latency["median_ms"] / 1e6
-                        print(f"{model_name:11s} {variant:15s} {source:9s} {size_mb:8.2f} "
-                              f"{size_mb / (expected / 1e6):8.3f}x {t:3d} "
+                        print(f"{model_name:11s} {variant:15s} {source:9s} "
+                              f"{file_bytes / 1e6:8.2f} {file_bytes / expected:8.3f}x {t:3d} "
                               f"{latency['median_ms']:9.2f} {latency['p90_ms']:7.2f} {ratio} "
                               f"{gflops:8.1f} {gflops / peaks[t]:6.0%} "
                               f"{latency['rss_mb']:11.0f}", flush=True)
