@@ -63,6 +63,36 @@ def test_training_batches_are_deterministic_and_resume_exactly(tmp_path):
     assert full[0].shape == (16, 32, 32, 3)
 
 
+def test_random_erasing_replaces_one_rectangle_in_the_asked_fraction_of_images():
+    import tensorflow as tf
+    flat = tf.fill((400, 32, 32, 1), 100.0)  # no crop, flip or lighting: only erasing changes it
+    augmentation = data.Augmentation(min_crop_area=1.0, flip=False, lighting_std=0.0,
+                                     erasing_probability=0.5)
+    seed = tf.constant([7, 11], tf.int64)
+    erased = data.augment(flat, seed, 32, augmentation).numpy()[..., 0]
+    again = data.augment(flat, seed, 32, augmentation).numpy()[..., 0]
+    np.testing.assert_array_equal(erased, again)  # stateless: resumed runs see the same pixels
+    changed = erased != 100.0
+    hit = changed.any(axis=(1, 2))
+    assert 0.4 < hit.mean() < 0.6  # 200 expected of 400; 0.4-0.6 is about 4 standard deviations
+    areas = []
+    for mask, image in zip(changed[hit], erased[hit]):
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        box = np.zeros_like(mask)
+        box[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = True
+        # One axis-aligned rectangle of noise over 0-255 (a noise pixel equal to 100.0 exactly
+        # has probability ~0).
+        np.testing.assert_array_equal(mask, box)
+        assert image[mask].min() >= 0 and image[mask].max() <= 255 and image[mask].std() > 30
+        areas.append(mask.mean())
+    lowest, highest = data.ERASING_AREA
+    assert min(areas) >= lowest * 0.5 and max(areas) <= highest * 1.25  # pixel rounding
+    assert 0.15 < np.mean(areas) < 0.25  # about the mean of 2-40%, less the clipped rectangles
+    untouched = data.augment(flat, seed, 32, data.Augmentation(min_crop_area=1.0, flip=False,
+                                                               lighting_std=0.0))
+    assert (untouched.numpy() == 100.0).all()
+
+
 def test_workers_take_disjoint_shards(tmp_path):
     source = data.open_source("fashion_mnist", write_tiny_fashion_mnist(tmp_path))
     pipeline = data.TrainPipeline(source, 32, data.Augmentation(), seed=0)

@@ -31,12 +31,14 @@ PRESETS = {
     "quick": dict(model=QUICK_DESIGN, dataset=data_lib.FASHION_MNIST, image_size=32,
                   batch_size=128, epochs=5, warmup_epochs=0.5, label_smoothing=0.1,
                   min_crop_area=1.0, eval_crop_fraction=1.0),
-    # The same network trained 6x longer, with mild random-resized crops and the weight decay
-    # of short CIFAR-scale schedules (5e-4) rather than ImageNet's: 93.91% in README's
-    # measurement, aimed at >= 94%.
+    # The same network trained 8x longer, with mild random-resized crops, random erasing and
+    # the weight decay of short CIFAR-scale schedules (5e-4) rather than ImageNet's: 94.10% in
+    # README's measurement. Without erasing, 30 epochs reached 93.91%, the test set falling
+    # behind the augmented training batches; erasing closed that gap.
     "long": dict(model=QUICK_DESIGN, dataset=data_lib.FASHION_MNIST, image_size=32,
-                 batch_size=128, epochs=30, warmup_epochs=1.0, label_smoothing=0.1,
-                 weight_decay=5e-4, min_crop_area=0.8, eval_crop_fraction=1.0),
+                 batch_size=128, epochs=40, warmup_epochs=1.0, label_smoothing=0.1,
+                 weight_decay=5e-4, min_crop_area=0.8, erasing_probability=0.5,
+                 eval_crop_fraction=1.0),
     "reference": dict(model="RegNetX002", image_size=224, batch_size=128, epochs=100,
                       warmup_epochs=5.0, label_smoothing=0.0, min_crop_area=0.08,
                       eval_crop_fraction=0.875),
@@ -45,8 +47,8 @@ PRESETS = {
 flags.DEFINE_enum("preset", "quick", list(PRESETS),
                   "Defaults for the flags left unset. quick: a 6-block AnyNet (RegNetX002's "
                   "widths, first stage stride 1) on Fashion-MNIST at 32x32, 5 epochs (the main "
-                  "job, see README). long: the same network, 30 epochs, mild crops, weight "
-                  "decay 5e-4 (93.91%, see README). "
+                  "job, see README). long: the same network, 40 epochs, mild crops, random "
+                  "erasing, weight decay 5e-4 (94.10%, see README). "
                   "reference: the paper's ImageNet recipe (RegNetX002, 224x224, 100 epochs).")
 flags.DEFINE_string("model", None, "Zoo model name (RegNetX002 ... RegNetY320). Ignored when "
                     "--w0 or --stage_widths is given. Default: the preset's design.")
@@ -96,6 +98,8 @@ flags.DEFINE_float("min_crop_area", None, "Random-resized crop: smallest fractio
                    "area kept (the reference: 0.08).")
 flags.DEFINE_float("lighting_std", 0.1, "PCA lighting noise strength (0 turns it off).")
 flags.DEFINE_bool("flip", True, "Random horizontal flips.")
+flags.DEFINE_float("erasing_probability", 0.0, "Random erasing: the fraction of training "
+                   "images in which a random rectangle (2-40% of the area) becomes noise.")
 flags.DEFINE_float("eval_crop_fraction", None, "Evaluation: resize the shorter side to "
                    "image_size / this, then center crop (0.875: 256 -> 224; 1.0: resize only).")
 flags.DEFINE_enum("preprocessing", "imagenet", ["imagenet", "unit"], "The model's input "
@@ -166,8 +170,10 @@ def train_config_from_flags():
                          "pixels or more.")
     model_dir = FLAGS.model_dir or os.path.join(
         "runs", f"{model_label}_{dataset}_{image_size}px")
-    augmentation = data_lib.Augmentation(min_crop_area=_preset_value("min_crop_area"),
-                                         flip=FLAGS.flip, lighting_std=FLAGS.lighting_std)
+    augmentation = data_lib.Augmentation(
+        min_crop_area=_preset_value("min_crop_area"), flip=FLAGS.flip,
+        lighting_std=FLAGS.lighting_std,
+        erasing_probability=_preset_value("erasing_probability"))
     return TrainConfig(
         model=model, dataset=dataset, data_dir=FLAGS.data_dir, image_size=image_size,
         batch_size=_preset_value("batch_size"), epochs=_preset_value("epochs"), lr=FLAGS.lr,
