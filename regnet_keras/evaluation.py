@@ -63,14 +63,19 @@ def plot_confusion(confusion: np.ndarray, class_names, path: str, title: str):
 
 
 def _load_predictor(model_path: str):
-    """(predict: images -> scores, input size, number of outputs) of a .keras or .tflite file."""
+    """(predict: images -> scores, input size, number of outputs) of a .keras or .tflite file.
+
+    A .tflite file gets its pixels as an app would: normalised with the mean and std of the
+    metadata beside it (none without metadata: the file then takes 0-255 pixels)."""
     if model_path.endswith(".tflite"):
         from regnet_keras import export
+        normalization = export.normalization_of(export.read_metadata(model_path))
         with open(model_path, "rb") as file:
             runtime = export.interpreter(file.read())
         shape = runtime.get_input_details()[0]["shape"]
         outputs = int(runtime.get_output_details()[0]["shape"][-1])
-        return (lambda images: export.run(runtime, np.asarray(images))), int(shape[1]), outputs
+        return ((lambda images: export.run(runtime, np.asarray(images), normalization)),
+                int(shape[1]), outputs)
     from regnet_keras.grouped_conv import load_model
     model = load_model(model_path)
     import tensorflow as tf

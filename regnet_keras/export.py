@@ -8,6 +8,12 @@ builtin ops are allowed: a model that would need Select TF ops fails with the op
 TFLite's converter leaks memory with every convert() in TF 2.21, so tools convert each variant
 in a process of its own.
 
+Input normalisation: by default every file takes 0-255 pixels and normalises them itself. With
+normalization="app" (what tools.convert writes), float files whose normalisation cannot fold
+into the stem for free (ImageNet mean/std) leave it to the app, which applies the metadata's mean
+and std while it turns pixels into the float input tensor anyway; this saves a pass over the
+input image. Integer files always normalise in the graph, because their input is the pixel.
+
 The metadata is a JSON file beside each .tflite (`<name>.json`), described in
 docs/MODEL_METADATA.md; the Android demo reads exactly that.
 """
@@ -22,8 +28,8 @@ import re
 import numpy as np
 
 from regnet_keras import grouped_conv, layer_names
-from regnet_keras.preprocessing import (MODES, with_depthwise_preprocessing,
-                                        with_scale_folded_into_stem)
+from regnet_keras.preprocessing import (MODES, pixel_statistics, with_depthwise_preprocessing,
+                                        with_scale_folded_into_stem, without_normalization)
 
 VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_per_tensor", "qat")
 # Variants that compute in int8 and may take and give integer tensors.
@@ -31,6 +37,8 @@ INTEGER_VARIANTS = ("int8", "int8_per_tensor", "qat")
 # Variants calibrated here on representative images.
 CALIBRATED_VARIANTS = ("int8", "int8_per_tensor")
 IO_TYPES = ("float32", "uint8", "int8")
+# Where a float file's input normalisation happens: in the graph, or in the app (see above).
+NORMALIZATIONS = ("model", "app")
 METADATA_FORMAT = "regnet_keras.tflite_metadata"
 METADATA_VERSION = 1
 # Layer types a regnet_keras graph is made of (and tfmot's wrappers around them).
@@ -94,9 +102,33 @@ def tflite_converter(model, variant: str, representative_images=None):
     return converter
 
 
+def app_normalization(model, variant: str, normalization: str = "model"):
+    """(mean, std) per channel on the 0-255 scale that the app applies to pixels before feeding
+    the file `convert(model, variant, normalization=normalization)` writes; None when the file
+    takes pixels as they are.
+
+    The app takes over only what would cost the file a pass over the input: an offset (ImageNet
+    mean/std) in a float variant. A scale alone folds into the stem for free, and integer
+    variants quantize pixels, so both keep their normalisation.
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ConversionError(f"normalization={normalization!r} is invalid: choose one of "
+                              f"{NORMALIZATIONS}.")
+    if normalization == "model" or variant in INTEGER_VARIANTS:
+        return None
+    statistics = pixel_statistics(model)
+    if statistics is None or not np.any(statistics[0]):
+        return None
+    return statistics
+
+
 def convert(model, variant: str, representative_images=None, input_type: str = "float32",
-            output_type: str = "float32") -> bytes:
-    """Converts a Keras model to TFLite bytes with builtin ops only."""
+            output_type: str = "float32", normalization: str = "model") -> bytes:
+    """Converts a Keras model to TFLite bytes with builtin ops only.
+
+    normalization: "model" (the file takes 0-255 pixels) or "app" (float variants whose
+    normalisation cannot fold leave it to the app; see `app_normalization`).
+    """
     import tensorflow as tf
     if variant not in VARIANTS:
         raise ConversionError(f"variant={variant!r} is invalid: choose one of {VARIANTS}.")
@@ -108,7 +140,9 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
                                   f"{', '.join(INTEGER_VARIANTS)}, or keep float32 input and "
                                   "output.")
     check_convertible(model)
-    if any(type(layer).__name__ == "Rescaling" for layer in model.layers):
+    if app_normalization(model, variant, normalization) is not None:
+        model = without_normalization(model)
+    elif any(type(layer).__name__ == "Rescaling" for layer in model.layers):
         model = with_scale_folded_into_stem(model) or with_depthwise_preprocessing(model)
     grouped_conv.enable(model)  # trace TensorFlow's grouped op, never Keras' XLA call
     if variant in CALIBRATED_VARIANTS:
@@ -230,10 +264,12 @@ def _quantization(details) -> dict | None:
 
 
 def metadata(model_content: bytes, *, model_name: str, variant: str, labels, preprocessing,
-             crop_fraction: float, output_activation: str) -> dict:
+             crop_fraction: float, output_activation: str, app_normalization=None) -> dict:
     """The sidecar metadata of a .tflite file (docs/MODEL_METADATA.md).
 
-    `preprocessing` is the model's in-graph normalisation ("imagenet" or "unit").
+    `preprocessing` is the Keras model's normalisation ("imagenet" or "unit");
+    `app_normalization` the (mean, std) the app applies instead of the file (None: the file
+    normalises itself).
     """
     if preprocessing not in MODES:
         raise ConversionError(
@@ -241,8 +277,13 @@ def metadata(model_content: bytes, *, model_name: str, variant: str, labels, pre
             "it with include_preprocessing=True so that apps feed it plain 0-255 pixels.")
     runtime = interpreter(model_content)
     inputs, outputs = runtime.get_input_details()[0], runtime.get_output_details()[0]
-    # The graph normalises itself, so the app feeds 0-255 pixels unchanged: mean 0, std 1.
-    mean, std = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    if app_normalization is None:
+        # The graph normalises itself, so the app feeds 0-255 pixels unchanged: mean 0, std 1.
+        mean, std = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    else:
+        # Seven significant digits: float32's precision, all the model's constants carry
+        # (123.675 rather than the 123.67500382 their float32 rounding reads back as).
+        mean, std = ([float(f"{v:.7g}") for v in values] for values in app_normalization)
     labels = [str(label) for label in labels]
     if len(labels) != int(outputs["shape"][-1]):
         raise ConversionError(f"{len(labels)} labels for {int(outputs['shape'][-1])} outputs.")
@@ -261,7 +302,7 @@ def metadata(model_content: bytes, *, model_name: str, variant: str, labels, pre
             "pixel_range": [0, 255],
             "mean": mean,
             "std": std,
-            "in_model_normalization": preprocessing,
+            "in_model_normalization": preprocessing if app_normalization is None else "none",
             "resize": {"crop_fraction": crop_fraction, "interpolation": "bilinear"},
         },
         "output": {
@@ -286,9 +327,37 @@ def write(model_content: bytes, metadata_record: dict, path: str) -> tuple[str, 
     return written[0], written[1]
 
 
-def prepare_input(images, input_details) -> np.ndarray:
-    """0-255 RGB float images -> the tensor the interpreter takes (quantized if integer)."""
+def read_metadata(tflite_path: str) -> dict | None:
+    """The sidecar metadata written beside a .tflite file, or None when there is none."""
+    base = tflite_path[:-len(".tflite")] if tflite_path.endswith(".tflite") else tflite_path
+    if not os.path.isfile(base + ".json"):
+        return None
+    with open(base + ".json") as file:
+        record = json.load(file)
+    if record.get("format") != METADATA_FORMAT:
+        raise ConversionError(f"{base}.json is not regnet_keras metadata (format "
+                              f"{record.get('format')!r}); move it away or rewrite it with "
+                              "tools.convert.")
+    return record
+
+
+def normalization_of(record: dict | None):
+    """(mean, std) an app applies for a file with this metadata; None for none (or no record)."""
+    if record is None:
+        return None
+    mean, std = record["input"]["mean"], record["input"]["std"]
+    if mean == [0.0, 0.0, 0.0] and std == [1.0, 1.0, 1.0]:
+        return None
+    return mean, std
+
+
+def prepare_input(images, input_details, normalization=None) -> np.ndarray:
+    """0-255 RGB float images -> the tensor the interpreter takes (normalised by the app's
+    (mean, std) if given, then quantized if integer)."""
     images = np.asarray(images, dtype=np.float32)
+    if normalization is not None:
+        mean, std = (np.asarray(values, np.float64) for values in normalization)
+        images = ((images - mean) / std).astype(np.float32)
     quantization = _quantization(input_details)
     if quantization is None:
         return images
@@ -297,14 +366,15 @@ def prepare_input(images, input_details) -> np.ndarray:
     return np.clip(values, info.min, info.max).astype(input_details["dtype"])
 
 
-def run(model_content_or_runtime, images) -> np.ndarray:
-    """Outputs (dequantized to float) of a .tflite model on 0-255 RGB images, one at a time."""
+def run(model_content_or_runtime, images, normalization=None) -> np.ndarray:
+    """Outputs (dequantized to float) of a .tflite model on 0-255 RGB images, one at a time;
+    `normalization`: the (mean, std) the app applies (see `app_normalization`)."""
     runtime = (model_content_or_runtime if hasattr(model_content_or_runtime, "invoke")
                else interpreter(model_content_or_runtime))
     inputs, outputs = runtime.get_input_details()[0], runtime.get_output_details()[0]
     results = []
     for image in np.asarray(images, dtype=np.float32):
-        runtime.set_tensor(inputs["index"], prepare_input(image[None], inputs))
+        runtime.set_tensor(inputs["index"], prepare_input(image[None], inputs, normalization))
         runtime.invoke()
         value = runtime.get_tensor(outputs["index"]).astype(np.float32)
         quantization = _quantization(outputs)

@@ -43,3 +43,23 @@ def measure(model_content: bytes, threads: int = 2, runs: int = 50, warmup: int 
     from regnet_keras import export
     times = time_interpreter(export.interpreter(model_content, num_threads=threads), runs, warmup)
     return Latency(float(np.median(times)), float(np.percentile(times, 90)), runs, threads)
+
+
+def measure_interleaved(model_contents: dict, threads: int = 2, runs: int = 50,
+                        warmup: int = 10, blocks: int = 10) -> dict:
+    """{name: Latency} of several .tflite models timed in turn in one process: each model's
+    `runs` invocations are split into `blocks` blocks, and the blocks alternate between models,
+    so that a change of the machine's speed during the measurement hits every model alike (the
+    ratios between them are what such a measurement is for)."""
+    from regnet_keras import export
+    runtimes = {name: export.interpreter(content, num_threads=threads)
+                for name, content in model_contents.items()}
+    times = {name: [time_interpreter(runtime, 0, warmup)] for name, runtime in runtimes.items()}
+    blocks = max(1, min(blocks, runs))
+    for block in range(blocks):
+        block_runs = runs // blocks + (block < runs % blocks)
+        for name, runtime in runtimes.items():
+            times[name].append(time_interpreter(runtime, block_runs, 0))
+    return {name: Latency(float(np.median(np.concatenate(parts))),
+                          float(np.percentile(np.concatenate(parts), 90)), runs, threads)
+            for name, parts in times.items()}

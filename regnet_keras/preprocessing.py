@@ -91,8 +91,6 @@ def with_scale_folded_into_stem(model):
     """
     import tensorflow as tf
     from regnet_keras import layer_names
-    from regnet_keras.keras_backend import get_keras
-    keras = get_keras()
     by_name = {layer.name: layer for layer in model.layers}
     rescaling = by_name.get(layer_names.PREPROCESSING)
     stem = by_name.get(layer_names.STEM_CONV)
@@ -110,12 +108,44 @@ def with_scale_folded_into_stem(model):
     if consumers != chain[1:2] or any(a.output is not b.input for a, b in zip(chain, chain[1:])):
         return None
     folded_stem = type(stem).from_config(stem.get_config())
+    copy = _without_rescaling(model, rescaling, {stem: folded_stem})
+    folded_stem.set_weights([kernel * scale[None, None, :, None], *rest])
+    return copy
+
+
+def _rescaling_of(model):
+    from regnet_keras import layer_names
+    return next((layer for layer in model.layers if layer.name == layer_names.PREPROCESSING
+                 and type(layer).__name__ == "Rescaling"), None)
+
+
+def pixel_statistics(model):
+    """(mean, std) per channel on the 0-255 scale of the model's Rescaling layer, with
+    `normalised = (pixel - mean) / std`; None when it has none."""
+    rescaling = _rescaling_of(model)
+    if rescaling is None:
+        return None
+    scale, offset = (value.astype(np.float64) for value in
+                     _scale_and_offset_of(rescaling, int(rescaling.input.shape[-1])))
+    return -offset / scale, 1.0 / scale
+
+
+def without_normalization(model):
+    """`model` with its Rescaling layer replaced by an identity, for inputs an app has already
+    normalised with `pixel_statistics(model)`. The other layers are shared with `model`."""
+    return _without_rescaling(model, _rescaling_of(model))
+
+
+def _without_rescaling(model, rescaling, replacements=None):
+    """A clone of `model` sharing its layers, `rescaling` replaced by an Identity and each key of
+    `replacements` by its value."""
+    from regnet_keras.keras_backend import get_keras
+    keras = get_keras()
+    replacements = dict(replacements or {})
 
     def clone(layer):
         if layer is rescaling:
             return keras.layers.Identity(name=layer.name)
-        return folded_stem if layer is stem else layer
+        return replacements.get(layer, layer)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    folded_stem.set_weights([kernel * scale[None, None, :, None], *rest])
-    return copy
+    return keras.models.clone_model(model, clone_function=clone)

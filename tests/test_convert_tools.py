@@ -44,18 +44,26 @@ def test_qat_then_convert_writes_verified_variants_with_metadata(trained_run, tm
     int8 = json.load(open(os.path.join(trained_run, "tflite", "run_int8.json")))
     assert int8["labels"] == class_names and int8["input"]["dtype"] == "uint8"
     assert int8["input"]["shape"] == [1, 32, 32, 3]
+    assert int8["input"]["mean"] == [0.0] * 3 and int8["input"]["std"] == [1.0] * 3
+    # The float files leave the ImageNet mean/std to the app (on the 0-255 scale).
+    float32 = json.load(open(os.path.join(trained_run, "tflite", "run_float32.json")))
+    assert float32["input"]["in_model_normalization"] == "none"
+    assert float32["input"]["mean"] == pytest.approx([123.675, 116.28, 103.53], abs=1e-4)
+    assert float32["input"]["std"] == pytest.approx([58.395, 57.12, 57.375], abs=1e-4)
     assert sorted(os.listdir(assets)) == sorted(
         f"run_{v}{suffix}" for v in ("float32", "int8", "qat") for suffix in (".json", ".tflite"))
     assert "top-1" in converted.stdout and "qat" in converted.stdout
 
-    # tools.evaluate scores a .tflite on LiteRT like the conversion report did.
-    int8_file = os.path.join(trained_run, "tflite", "run_int8.tflite")
-    evaluated = run([sys.executable, "-m", "tools.evaluate", "--model", int8_file,
-                     "--output_dir", str(tmp_path)])
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    evaluation = json.load(open(tmp_path / "run_int8_report.json"))
-    assert evaluation["top1"] == pytest.approx(rows["int8"]["top1"])
-    assert os.path.isfile(evaluation["confusion_matrix_png"])
+    # tools.evaluate scores a .tflite on LiteRT like the conversion report did, normalising
+    # the float file's input as its metadata says.
+    for variant in ("int8", "float32"):
+        tflite_file = os.path.join(trained_run, "tflite", f"run_{variant}.tflite")
+        evaluated = run([sys.executable, "-m", "tools.evaluate", "--model", tflite_file,
+                         "--output_dir", str(tmp_path)])
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        evaluation = json.load(open(tmp_path / f"run_{variant}_report.json"))
+        assert evaluation["top1"] == pytest.approx(rows[variant]["top1"])
+        assert os.path.isfile(evaluation["confusion_matrix_png"])
 
 
 def test_bad_requests_name_the_problem(trained_run, tmp_path):

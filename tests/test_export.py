@@ -102,6 +102,45 @@ def test_imagenet_normalisation_stays_one_depthwise_convolution(converted):
     assert export.op_counts(converted["float32"])["DEPTHWISE_CONV_2D"] == 1
 
 
+@pytest.mark.parametrize("variant", ["float32", "float16"])
+def test_float_files_can_leave_the_imagenet_normalisation_to_the_app(model, images, variant):
+    normalization = export.app_normalization(model, variant, "app")
+    mean, std = normalization
+    np.testing.assert_allclose(mean, [0.485 * 255, 0.456 * 255, 0.406 * 255], rtol=1e-6)
+    np.testing.assert_allclose(std, [0.229 * 255, 0.224 * 255, 0.225 * 255], rtol=1e-6)
+    content = export.convert(model, variant, normalization="app")
+    export.check_converted(model, content, variant)
+    assert "DEPTHWISE_CONV_2D" not in export.op_counts(content)
+    runtime = export.interpreter(content)
+    assert runtime.get_input_details()[0]["dtype"] == np.float32
+    expected = model.predict(images, verbose=0)
+    tolerance = 1e-4 if variant == "float32" else 1e-2
+    outputs = export.run(content, images, normalization)
+    assert np.abs(outputs - expected).max() <= tolerance * np.abs(expected).max()
+    # Fed raw pixels, as a reader ignoring the metadata would, the file gives other outputs.
+    assert np.abs(export.run(content, images) - expected).max() > 10 * tolerance
+    record = export.metadata(content, model_name="tiny", variant=variant,
+                             labels=["a", "b", "c", "d"], preprocessing="imagenet",
+                             crop_fraction=1.0, output_activation="softmax",
+                             app_normalization=normalization)
+    assert record["input"]["in_model_normalization"] == "none"
+    assert record["input"]["mean"] == [123.675, 116.28, 103.53]  # float32's 7 digits
+    assert record["input"]["std"] == [58.395, 57.12, 57.375]
+    assert export.normalization_of(record) == (record["input"]["mean"], record["input"]["std"])
+    image_preprocessing.check_metadata(record)
+
+
+def test_integer_and_scale_only_files_keep_their_normalisation(model, images):
+    for variant in export.INTEGER_VARIANTS:
+        assert export.app_normalization(model, variant, "app") is None
+    keras.utils.set_random_seed(1)
+    unit = RegNet(TINY, input_shape=SHAPE, classes=4, preprocessing="unit")
+    assert export.app_normalization(unit, "float32", "app") is None  # it folds into the stem
+    assert export.app_normalization(model, "float32") is None  # the default: in the file
+    with pytest.raises(export.ConversionError, match="normalization='phone' is invalid"):
+        export.convert(model, "float32", normalization="phone")
+
+
 def _weight_scale_counts(content):
     """Number of scales of each CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED weight tensor."""
     runtime = export.interpreter(content, xnnpack=False)
@@ -179,3 +218,25 @@ def test_bad_requests_are_named(model, images):
         export.convert(model, "int4")
     with pytest.raises(export.ConversionError, match="input_type='uint8' needs an integer model"):
         export.convert(model, "float16", input_type="uint8")
+
+
+def test_interleaved_latency_alternates_blocks_of_every_file(converted, monkeypatch):
+    from regnet_keras import latency
+    calls, original = [], latency.time_interpreter
+
+    def recording(runtime, runs, warmup):
+        calls.append((id(runtime), runs, warmup))
+        return original(runtime, runs, warmup)
+
+    monkeypatch.setattr(latency, "time_interpreter", recording)
+    files = {name: converted[name] for name in ("float32", "int8")}
+    measured = latency.measure_interleaved(files, threads=1, runs=7, warmup=2, blocks=3)
+    assert set(measured) == set(files)
+    warmups, timed = calls[:2], calls[2:]
+    assert [(runs, warmup) for _, runs, warmup in warmups] == [(0, 2), (0, 2)]
+    first, second = warmups[0][0], warmups[1][0]
+    # Blocks of 3, 2 and 2 runs, the two files in turn.
+    assert [(runtime, runs) for runtime, runs, _ in timed] == [
+        (first, 3), (second, 3), (first, 2), (second, 2), (first, 2), (second, 2)]
+    for timing in measured.values():
+        assert timing.runs == 7 and 0 < timing.median_ms <= timing.p90_ms

@@ -94,11 +94,13 @@ def _metadata(name, *, shape, dtype, quantization, mean, std, crop_fraction, lab
 def metadata_variants():
     unit = ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
     variants = {
-        # What tools.convert writes for a float model: raw pixels, crop 0.875, logits.
+        # A float file that normalises itself (x/255 folded, or --normalization model): raw
+        # pixels, crop 0.875, logits.
         "float32_crop0875": dict(shape=[1, 24, 24, 3], dtype="float32", quantization=None,
                                  mean=unit[0], std=unit[1], crop_fraction=0.875,
                                  labels=FASHION_LABELS, activation="none"),
-        # Normalisation done by the app (ImageNet statistics), whole shorter side.
+        # Normalisation done by the app (ImageNet statistics), whole shorter side: what
+        # tools.convert writes for the float files of a model trained with ImageNet mean/std.
         "float32_imagenet_crop1": dict(shape=[1, 16, 16, 3], dtype="float32", quantization=None,
                                        mean=IMAGENET_MEAN_255, std=IMAGENET_STD_255,
                                        crop_fraction=1.0, labels=FASHION_LABELS),

@@ -5,9 +5,10 @@
 
 For every model and variant, ours (regnet_keras) and tf-keras' keras.applications RegNet of the
 same name are converted the same way (each conversion in a process of its own), then timed on
-the LiteRT interpreter with XNNPACK (median and p90 over --runs invocations after warm-up, per
-thread count, each file in a process of its own so that its peak memory is its own; --rounds
-rounds time the files in turn and keep each one's lowest median). The table gives size against
+the LiteRT interpreter with XNNPACK: median and p90 over --runs invocations after warm-up, per
+thread count, the sources' files loaded in one process and timed in turn in --rounds blocks, so
+that a slow spell of a shared machine slows them alike; peak memory is each file's alone, in a
+process of its own. The table gives size against
 params x bytes per weight, latency, the ratio ours / keras.applications, and achieved GFLOP/s
 (2 x multiply-adds from regnet_keras.complexity / median) against a float32
 matrix-multiplication peak measured on the spot with the same runtime; a second table splits
@@ -24,7 +25,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 from absl import app, flags
 import numpy as np
@@ -37,15 +37,19 @@ flags.DEFINE_list("threads", ["1", "2", "4"], "Interpreter thread counts.")
 flags.DEFINE_integer("image_size", 224, "Input height and width.")
 flags.DEFINE_integer("runs", 50, "Timed invocations per measurement, after warm-up.")
 flags.DEFINE_integer("warmup", 5, "Untimed invocations first.")
-flags.DEFINE_integer("rounds", 3, "Timing rounds; each round times every file once, ours and "
-                     "keras.applications' in turn, and the table keeps each file's lowest "
-                     "median, so that a slow spell of a shared machine cannot favour either.")
+flags.DEFINE_integer("rounds", 10, "Blocks each file's --runs invocations are split into; the "
+                     "blocks of ours and keras.applications' files alternate in one process, "
+                     "so that a slow spell of a shared machine cannot favour either.")
 SOURCES = ("ours", "ours_same", "keras_app")
 flags.DEFINE_list("sources", list(SOURCES),
                   "Models to convert: ours (regnet_keras' defaults: the reference code's "
-                  "symmetric padding and ImageNet mean/std), ours_same (regnet_keras with "
-                  "keras.applications' geometry and preprocessing: TF 'same' padding, x/255, "
-                  "as its weights files load), keras_app (tf-keras' keras.applications).")
+                  "symmetric padding and ImageNet mean/std, converted as tools.convert writes "
+                  "them: see --normalization), ours_same "
+                  "(regnet_keras with keras.applications' geometry and preprocessing: TF "
+                  "'same' padding, x/255, as its weights files load), keras_app (tf-keras' "
+                  "keras.applications).")
+flags.DEFINE_enum("normalization", "app", ["app", "model"], "Where the float files of 'ours' "
+                  "normalise their input (see tools.convert): in the app, or in the file.")
 flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
 
 BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1, "int8_per_tensor": 1}
@@ -72,7 +76,8 @@ def _convert_worker(source, model_name, variant, size, path):
                     else {})
         model = regnet_keras.build_model(model_name, input_shape=(size, size, 3), **geometry)
         _randomize_batch_norms(model)
-        content = export.convert(model, variant, representative_images=images)
+        content = export.convert(model, variant, representative_images=images,
+                                 normalization=FLAGS.normalization)
     else:
         # keras.applications' graph holds raw TF ops, so it cannot pass our RegNet checks; it is
         # converted with the same converter settings, unchecked.
@@ -87,44 +92,42 @@ def _convert_worker(source, model_name, variant, size, path):
     return {"bytes": len(content), "breakdown": export.size_breakdown(content)}
 
 
-def _time_interpreter(runtime, runs, warmup):
-    inputs = runtime.get_input_details()[0]
-    if inputs["dtype"] == np.float32:
-        value = np.random.default_rng(0).uniform(0, 255, inputs["shape"]).astype(np.float32)
-    else:
-        value = np.zeros(inputs["shape"], inputs["dtype"])
-    runtime.set_tensor(inputs["index"], value)
-    for _ in range(warmup):
-        runtime.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runtime.invoke()
-        times.append(time.perf_counter() - start)
-    return times
+def _latency_worker(paths, threads, runs, warmup, blocks):
+    """Interleaved timings of the files (see regnet_keras.latency.measure_interleaved)."""
+    from regnet_keras import latency
+    contents = {}
+    for path in paths:
+        with open(path, "rb") as f:
+            contents[path] = f.read()
+    measured = latency.measure_interleaved(contents, threads, runs, warmup, blocks)
+    return [{"median_ms": measured[path].median_ms, "p90_ms": measured[path].p90_ms}
+            for path in paths]
 
 
-def _latency_worker(path, threads, runs, warmup):
-    from regnet_keras import export
+def _memory_worker(path, threads, warmup):
+    """Peak resident memory of a process that loads one file and runs it."""
+    from regnet_keras import export, latency
     with open(path, "rb") as f:
-        runtime = export.interpreter(f.read(), num_threads=threads)
-    times = np.array(_time_interpreter(runtime, runs, warmup)) * 1000
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        latency.time_interpreter(export.interpreter(f.read(), num_threads=threads), 0, warmup)
+    return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _matmul_peak_worker(threads, runs, warmup):
-    """GFLOP/s of one large float32 FULLY_CONNECTED on LiteRT/XNNPACK: the runtime's peak."""
+def _matmul_peak_worker(threads, runs, warmup, blocks):
+    """GFLOP/s of one large float32 FULLY_CONNECTED on LiteRT/XNNPACK: the runtime's peak, from
+    the fastest of `blocks` blocks of runs (a peak is what the machine reaches at its best)."""
     import keras
     import tensorflow as tf
-    from regnet_keras import export
+    from regnet_keras import export, latency
     rows, depth, columns = 256, 1024, 1024
     model = keras.Sequential([keras.Input((depth,), batch_size=rows),
                               keras.layers.Dense(columns, use_bias=False)])
     content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     runtime = export.interpreter(content, num_threads=threads)
-    median = float(np.median(_time_interpreter(runtime, runs, warmup)))
-    return {"gflops": 2 * rows * depth * columns / median / 1e9}
+    latency.time_interpreter(runtime, 0, warmup)
+    blocks = max(1, min(blocks, runs))
+    median_ms = min(float(np.median(latency.time_interpreter(runtime, runs // blocks, 0)))
+                    for _ in range(blocks))
+    return {"gflops": 2 * rows * depth * columns / median_ms / 1e6}
 
 
 def _run_worker(spec):
@@ -133,17 +136,24 @@ def _run_worker(spec):
         source, model_name, variant, size, path = arguments
         result = _convert_worker(source, model_name, variant, int(size), path)
     elif kind == "latency":
+        threads, paths = arguments
+        result = _latency_worker(paths.split(","), int(threads), FLAGS.runs, FLAGS.warmup,
+                                 FLAGS.rounds)
+    elif kind == "memory":
         path, threads = arguments
-        result = _latency_worker(path, int(threads), FLAGS.runs, FLAGS.warmup)
+        result = _memory_worker(path, int(threads), FLAGS.warmup)
     else:
-        result = _matmul_peak_worker(int(arguments[0]), FLAGS.runs, FLAGS.warmup)
+        result = _matmul_peak_worker(int(arguments[0]), FLAGS.runs, FLAGS.warmup,
+                                     FLAGS.rounds)
     print("RESULT " + json.dumps(result))
 
 
 def _call_worker(spec):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run([sys.executable, "-m", "tools.benchmark", f"--worker={spec}",
-                           f"--runs={FLAGS.runs}", f"--warmup={FLAGS.warmup}"],
+                           f"--runs={FLAGS.runs}", f"--warmup={FLAGS.warmup}",
+                           f"--rounds={FLAGS.rounds}",
+                           f"--normalization={FLAGS.normalization}"],
                           capture_output=True, text=True, env=environment)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -172,7 +182,7 @@ def main(argv):
               f"{'of peak':>7s} {'peak RSS MB':>11s}")
     print(header)
     print("-" * len(header))
-    breakdowns = []
+    breakdowns, medians = [], {}
     with tempfile.TemporaryDirectory() as directory:
         for model_name in FLAGS.models:
             cost = regnet_keras.complexity(model_name, size)
@@ -184,13 +194,14 @@ def main(argv):
                                                  f"{source}_{model_name}_{variant}.tflite")
                     converted[source] = _call_worker(f"convert|{source}|{model_name}|{variant}|"
                                                      f"{size}|{paths[source]}")
-                timings = _fastest_latencies(paths, threads)
+                timings = _latencies(paths, threads)
                 for source in sources:
                     breakdowns.append((model_name, variant, source,
                                        converted[source]["breakdown"], expected))
                     file_bytes = converted[source]["bytes"]
                     for t in threads:
                         latency = timings[source][t]
+                        medians[model_name, variant, source, t] = latency["median_ms"]
                         app_median = (timings["keras_app"][t]["median_ms"]
                                       if "keras_app" in timings else None)
                         ratio = f"{latency['median_ms'] / app_median:6.2f}" if app_median else "     -"
@@ -201,21 +212,35 @@ def main(argv):
                               f"{gflops:8.1f} {gflops / peaks[t]:6.0%} "
                               f"{latency['rss_mb']:11.0f}", flush=True)
     _print_size_breakdowns(breakdowns)
+    _print_against_float32(medians, threads)
 
 
-def _fastest_latencies(paths, threads):
-    """{source: {threads: timing}}: each file's lowest median over --rounds processes (with
-    that run's p90), the files timed in turn within each round."""
-    best = {source: {} for source in paths}
-    for _ in range(max(1, FLAGS.rounds)):
-        for t in threads:
-            for source, path in paths.items():
-                measured = _call_worker(f"latency|{path}|{t}")
-                previous = best[source].get(t)
-                if previous is None or measured["median_ms"] < previous["median_ms"]:
-                    rss = max(measured["rss_mb"], previous["rss_mb"] if previous else 0)
-                    best[source][t] = {**measured, "rss_mb": rss}
-    return best
+def _print_against_float32(medians, threads):
+    """Each quantized file's latency over the float32 file's of the same model and source."""
+    rows = [(model, variant, source) for model, variant, source, t in medians
+            if t == threads[0] and variant != "float32"
+            and (model, "float32", source, t) in medians]
+    if not rows:
+        return
+    print("\nlatency against the same source's float32 file (median over median)")
+    print(f"{'model':11s} {'variant':15s} {'source':9s} " +
+          " ".join(f"{f'{t} thr':>6s}" for t in threads))
+    for model, variant, source in rows:
+        print(f"{model:11s} {variant:15s} {source:9s} " + " ".join(
+            f"{medians[model, variant, source, t] / medians[model, 'float32', source, t]:5.2f}x"
+            for t in threads))
+
+
+def _latencies(paths, threads):
+    """{source: {threads: timing}}: the sources' files timed together (interleaved), each
+    file's peak memory on its own."""
+    timings = {source: {} for source in paths}
+    for t in threads:
+        measured = _call_worker(f"latency|{t}|{','.join(paths.values())}")
+        for source, timing in zip(paths, measured):
+            memory = _call_worker(f"memory|{paths[source]}|{t}")
+            timings[source][t] = {**timing, **memory}
+    return timings
 
 
 def _print_size_breakdowns(breakdowns):

@@ -9,7 +9,9 @@
 qat/ weights) or a .keras file with the run.json of its run beside it. For every variant
 it writes NAME_VARIANT.tflite and NAME_VARIANT.json (labels, input size and numerics: see
 docs/MODEL_METADATA.md) to --output_dir, each conversion in a process of its own (TF 2.21's
-converter leaks memory). Then, on LiteRT: the float32 file must reproduce the Keras model (max
+converter leaks memory). Float files of models trained with ImageNet mean/std leave that
+normalisation to the app, through the metadata (--normalization). Then, on LiteRT, each file fed
+as its metadata says: the float32 file must reproduce the Keras model (max
 |output difference| <= 1e-4 of the output scale), every grouped convolution must be one CONV_2D,
 integer variants must compute in int8, and every variant's held-out accuracy is printed (size,
 top-1, top-5, top-1 agreement with the float Keras model).
@@ -39,6 +41,11 @@ flags.DEFINE_enum("input_type", "uint8", ["float32", "uint8", "int8"], "Input te
                   "the integer variants (float variants always take float32).")
 flags.DEFINE_enum("output_type", "float32", ["float32", "uint8", "int8"], "Output tensor type "
                   "of the integer variants.")
+flags.DEFINE_enum("normalization", "app", ["app", "model"], "Float variants of models "
+                  "trained with ImageNet mean/std: 'app' leaves the normalisation to the app "
+                  "(the metadata's mean and std, applied while the app makes the float input "
+                  "anyway), which saves a pass over the input image; 'model' keeps it in the "
+                  "file, which then takes 0-255 pixels. Integer variants always take pixels.")
 flags.DEFINE_integer("eval_images", 0, "Held-out images to score each variant on (0: all).")
 flags.DEFINE_string("android_assets", None, "Also copy the float32, int8 and qat files with "
                     "their metadata here (the Android demo's assets folder).")
@@ -93,7 +100,8 @@ def _convert_one(variant, run_dir, model_path, info, output_dir):
     integer = variant in export.INTEGER_VARIANTS
     content = export.convert(model, variant, representative_images=representative,
                              input_type=FLAGS.input_type if integer else "float32",
-                             output_type=FLAGS.output_type if integer else "float32")
+                             output_type=FLAGS.output_type if integer else "float32",
+                             normalization=FLAGS.normalization)
     export.check_converted(model, content, variant)
     if variant == "qat":  # the QAT model is the float model rebuilt from its weights file
         from regnet_keras.weights import open_weights_file
@@ -105,7 +113,9 @@ def _convert_one(variant, run_dir, model_path, info, output_dir):
                              variant=variant, labels=info["class_names"],
                              preprocessing=info.get("preprocessing", "imagenet"),
                              crop_fraction=float(info.get("eval_crop_fraction", 0.875)),
-                             output_activation=activation or "none")
+                             output_activation=activation or "none",
+                             app_normalization=export.app_normalization(
+                                 model, variant, FLAGS.normalization))
     export.write(content, record, os.path.join(output_dir, _file_stem(run_dir, variant)))
 
 
@@ -141,7 +151,8 @@ def _verify(variants, run_dir, model_path, info, output_dir):
         path = os.path.join(output_dir, _file_stem(run_dir, variant) + ".tflite")
         with open(path, "rb") as f:
             content = f.read()
-        outputs = export.run(content, images)
+        outputs = export.run(content, images,
+                             export.normalization_of(export.read_metadata(path)))
         row = {"variant": variant, "file": path, "bytes": len(content),
                "top1": float((outputs.argmax(1) == labels).mean()),
                "top5": float((np.argsort(-outputs, 1)[:, :5] == labels[:, None]).any(1).mean()),
