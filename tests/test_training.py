@@ -157,6 +157,7 @@ def _config_from_command_line(*arguments):
             "flags.FLAGS(['train', *sys.argv[1:]]); config = train.train_config_from_flags(); "
             "print(json.dumps({'epochs': config.epochs, 'weight_decay': config.weight_decay, "
             "'min_crop_area': config.augmentation.min_crop_area, "
+            "'erasing_probability': config.augmentation.erasing_probability, "
             "'label_smoothing': config.label_smoothing}))")
     result = run([sys.executable, "-c", code, *arguments], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -165,12 +166,15 @@ def _config_from_command_line(*arguments):
 
 def test_presets_fill_unset_flags_and_the_command_line_wins():
     assert _config_from_command_line() == {"epochs": 5, "weight_decay": 5e-5,
-                                           "min_crop_area": 1.0, "label_smoothing": 0.1}
+                                           "min_crop_area": 1.0, "erasing_probability": 0.0,
+                                           "label_smoothing": 0.1}
     assert _config_from_command_line("--preset", "long") == {
-        "epochs": 30, "weight_decay": 5e-4, "min_crop_area": 0.8, "label_smoothing": 0.1}
+        "epochs": 40, "weight_decay": 5e-4, "min_crop_area": 0.8, "erasing_probability": 0.5,
+        "label_smoothing": 0.1}
     assert _config_from_command_line("--preset", "long", "--weight_decay", "1e-4",
-                                     "--epochs", "3") == {
-        "epochs": 3, "weight_decay": 1e-4, "min_crop_area": 0.8, "label_smoothing": 0.1}
+                                     "--epochs", "3", "--erasing_probability", "0") == {
+        "epochs": 3, "weight_decay": 1e-4, "min_crop_area": 0.8, "erasing_probability": 0.0,
+        "label_smoothing": 0.1}
 
 
 def test_evaluate_tool_reports_top1_top5_and_saves_the_confusion_matrix(finished_run,
