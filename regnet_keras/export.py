@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from regnet_keras import grouped_conv, layer_names
+from regnet_keras import grouped_conv, image_preprocessing, layer_names
 from regnet_keras.preprocessing import (MODES, pixel_statistics, with_depthwise_preprocessing,
                                         with_scale_folded_into_stem, without_normalization)
 
@@ -328,16 +328,14 @@ def write(model_content: bytes, metadata_record: dict, path: str) -> tuple[str, 
 
 
 def read_metadata(tflite_path: str) -> dict | None:
-    """The sidecar metadata written beside a .tflite file, or None when there is none."""
+    """The sidecar metadata written beside a .tflite file, or None when there is none; metadata
+    an app would refuse raises image_preprocessing.MetadataError."""
     base = tflite_path[:-len(".tflite")] if tflite_path.endswith(".tflite") else tflite_path
     if not os.path.isfile(base + ".json"):
         return None
     with open(base + ".json") as file:
         record = json.load(file)
-    if record.get("format") != METADATA_FORMAT:
-        raise ConversionError(f"{base}.json is not regnet_keras metadata (format "
-                              f"{record.get('format')!r}); move it away or rewrite it with "
-                              "tools.convert.")
+    image_preprocessing.check_metadata(record)  # the app's own rules, field named on failure
     return record
 
 

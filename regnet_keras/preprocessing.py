@@ -92,9 +92,9 @@ def with_scale_folded_into_stem(model):
     import tensorflow as tf
     from regnet_keras import layer_names
     by_name = {layer.name: layer for layer in model.layers}
-    rescaling = by_name.get(layer_names.PREPROCESSING)
+    rescaling = _rescaling_of(model)
     stem = by_name.get(layer_names.STEM_CONV)
-    if type(rescaling).__name__ != "Rescaling" or type(stem).__name__ != "Conv2D":
+    if rescaling is None or type(stem).__name__ != "Conv2D":
         return None
     kernel, *rest = stem.get_weights()
     scale, offset = _scale_and_offset_of(rescaling, kernel.shape[2])
