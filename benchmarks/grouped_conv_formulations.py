@@ -4,7 +4,7 @@
         --group_width 8 --stride 1
 
 Prints forward and forward+backward milliseconds per formulation and each one's ratio to the
-fastest, so the choice rule in regnet_keras/grouped_conv.py can be re-checked on any machine.
+fastest, so the choice rule in regnet_keras/tf_speedups/grouped_conv.py can be re-checked on any machine.
 """
 
 import time
@@ -12,7 +12,7 @@ import time
 from absl import app, flags
 import tensorflow as tf
 
-from regnet_keras.grouped_conv import grouped_conv2d
+from regnet_keras.tf_speedups.grouped_conv import grouped_conv2d
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch", 32, "Batch size.")

@@ -145,7 +145,7 @@ def profile_tensorflow(model_name, size, fused):
     import tensorflow as tf
     import keras
     import regnet_keras
-    from regnet_keras import fused_batch_norm
+    from regnet_keras.tf_speedups import fused_batch_norm
     model = regnet_keras.build_model(model_name, classes=CLASSES, input_shape=(size, size, 3))
     fused_batch_norm.enable(model, fused)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),

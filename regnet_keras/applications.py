@@ -1,4 +1,7 @@
-"""The zoo constructors, regnet_keras.RegNetX002 ... RegNetY320, with keras.applications' signature.
+"""regnet_keras.RegNet and the zoo constructors RegNetX002 ... RegNetY320: a network with its weights.
+
+keras.applications' signature on top of the builder (the architecture) and regnet_keras.weights
+(the files), which decide the padding geometry and normalisation when the user leaves them unset.
 
 Unlike keras.applications, `classifier_activation` is honoured, the graph holds only Keras layers,
 the padding geometry follows the weights, and `weights` defaults to None (building a model never
@@ -7,8 +10,100 @@ touches the network unless asked to with weights="imagenet").
 
 from __future__ import annotations
 
-from regnet_keras.builder import RegNet
+from regnet_keras import blocks, builder
+from regnet_keras.design_space import AnyNetConfig, RegNetConfig
+from regnet_keras.preprocessing import MODES as PREPROCESSING_MODES
+from regnet_keras.weights import h5 as weights_h5
 from regnet_keras.zoo import get_entry
+
+
+def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, weights=None,
+           input_tensor=None, input_shape=None, pooling=None, classes: int = 1000,
+           classifier_activation="softmax", include_preprocessing: bool = True,
+           name: str | None = None, padding: str | None = None,
+           preprocessing: str | None = None, zero_init_last_bn: bool = False,
+           grouped_conv_implementation: str = "auto", fused_batch_norm_training: bool = True,
+           zoo_name: str | None = None):
+    """Instantiates a RegNet (or any AnyNet) as a Keras functional model.
+
+    Args:
+      config: a RegNetConfig (design parameters) or AnyNetConfig (explicit stages).
+      include_top: end with global average pooling and a `classes`-way classifier.
+      weights: None (random initialisation as the reference code does), "imagenet" (zoo models
+        only: the keras.applications ImageNet file, downloaded once and cached), or the path of a
+        regnet_keras weights file or of a keras.applications RegNet .h5 file.
+      input_tensor: optional Keras tensor to use as the model's input.
+      input_shape: (height, width, channels), channels last, height and width None or >= 32.
+        Defaults to (224, 224, 3) with the top and (None, None, 3) without.
+      pooling: without the top, None (4D features), "avg" or "max".
+      classes: classifier width, with the top.
+      classifier_activation: activation of the classifier ("softmax" by default); None returns
+        logits.
+      include_preprocessing: start with a Rescaling layer so the model takes 0-255 RGB pixels.
+      name: model name.
+      padding: "symmetric" (pycls/PyTorch geometry) or "same" (TF, keras.applications). Default:
+        what the weights file needs, else "symmetric".
+      preprocessing: "imagenet" (mean/std) or "unit" (x/255). Default: what the weights file
+        needs, else "imagenet".
+      zero_init_last_bn: initialise each block's last BN gamma to zero (off in the zoo).
+      grouped_conv_implementation: how the grouped 3x3 convolutions train (see grouped_conv):
+        "auto" (fastest for the device and dtype), "native", "split_gradient", or "keras" for
+        Keras' own XLA-compiled path. The layers are plain Conv2D layers whatever the choice.
+      fused_batch_norm_training: train the BatchNormalization layers through TensorFlow's fused
+        kernel (see fused_batch_norm; Keras 3 only, same function); False keeps Keras' own path.
+        The layers are plain BatchNormalization layers either way.
+      zoo_name: the zoo model this config is, which "imagenet" weights need.
+    """
+    builder.check_head_arguments(include_top, pooling, classes)
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(f"classes={classes} is invalid with weights='imagenet' and "
+                         "include_top=True: the ImageNet classifier has 1000 classes. Use "
+                         "include_top=False and add your own classifier.")
+    weights_file = _open_weights(weights, zoo_name, include_top, classes)
+    padding = _choose("padding", padding, weights_file and weights_file.padding, "symmetric",
+                      blocks.PADDINGS)
+    preprocessing = _choose("preprocessing", preprocessing,
+                            weights_file and weights_file.preprocessing, "imagenet",
+                            PREPROCESSING_MODES) if include_preprocessing else "imagenet"
+    model = builder.build_network(
+        config, include_top=include_top, input_tensor=input_tensor, input_shape=input_shape,
+        pooling=pooling, classes=classes, classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name or zoo_name, padding=padding,
+        preprocessing=preprocessing, zero_init_last_bn=zero_init_last_bn,
+        grouped_conv_implementation=grouped_conv_implementation,
+        fused_batch_norm_training=fused_batch_norm_training)
+    if weights_file is not None:
+        weights_file.load_into(model)
+    return model
+
+
+def _open_weights(weights, zoo_name, include_top, classes):
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        if zoo_name is None:
+            raise ValueError("weights='imagenet' exists only for the zoo models (see "
+                             "regnet_keras.list_models()); pass a weights file path instead.")
+        path = weights_h5.fetch_imagenet_weights(zoo_name, include_top)
+    else:
+        path = weights
+    weights_file = weights_h5.open_weights_file(path)
+    if include_top and weights_file.classes is not None and weights_file.classes != classes:
+        raise weights_h5.WeightsFileError(
+            f"{path}: its classifier has {weights_file.classes} classes but classes={classes}; "
+            f"pass classes={weights_file.classes}, or include_top=False to keep only features.")
+    return weights_file
+
+
+def _choose(argument, requested, from_weights, default, allowed):
+    if requested is not None and requested not in allowed:
+        raise ValueError(f"{argument}={requested!r} is invalid: choose one of {allowed}.")
+    if requested is not None and from_weights and requested != from_weights:
+        raise ValueError(f"{argument}={requested!r} contradicts the weights file, which was "
+                         f"trained with {argument}={from_weights!r}; leave {argument} unset.")
+    return requested or from_weights or default
+
+
 
 
 def _zoo_constructor(zoo_name: str):

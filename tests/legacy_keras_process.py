@@ -29,7 +29,7 @@ def main(work_dir):
     outputs = model.predict(expected["inputs"], verbose=0)
     report["max_difference_to_keras3"] = float(np.abs(outputs - expected["outputs"]).max())
 
-    report["grouped_conv"] = regnet_keras.grouped_conv.implementation_of(
+    report["grouped_conv"] = regnet_keras.tf_speedups.grouped_conv.implementation_of(
         model.get_layer("stage4_block2_b_conv"))
     # One training step through tf-keras' fit and the fast grouped convolution.
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")

@@ -12,7 +12,8 @@ import sys
 
 import numpy as np
 
-from regnet_keras import export, grouped_conv, quantization
+from regnet_keras.lite import export, quantization
+from regnet_keras.tf_speedups import grouped_conv
 
 
 def main(work_dir):

@@ -1,5 +1,5 @@
 """The Android demo's Kotlin core: its goldens are tools.android_goldens' output, and its JUnit
-tests (parity with regnet_keras.image_preprocessing) pass under Debian's kotlinc and junit4."""
+tests (parity with regnet_keras.lite.image_preprocessing) pass under Debian's kotlinc and junit4."""
 
 import filecmp
 import glob

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from regnet_keras import data
+from regnet_keras.training import data
 from tests.training_helpers import write_idx, write_image_folder, write_tiny_fashion_mnist
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from regnet_keras import get_config, list_models
-from regnet_keras.design_analysis import (block_widths_of, bootstrap_best_ranges, edf,
+from regnet_keras.design.analysis import (block_widths_of, bootstrap_best_ranges, edf,
                                           fit_quantized_linear, pareto_front,
                                           quantized_linear_widths, select_under_latency, trend)
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig

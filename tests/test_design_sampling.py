@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from regnet_keras import complexity
-from regnet_keras.design_sampling import (SPACES, Budget, DesignSpace, SamplingError, get_space,
+from regnet_keras.design.sampling import (SPACES, Budget, DesignSpace, SamplingError, get_space,
                                           log_uniform, power2_or_log_uniform, sample)
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig
 

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from regnet_keras import AnyNetConfig, RegNet, export, image_preprocessing
+from regnet_keras import AnyNetConfig, RegNet
+from regnet_keras.lite import export, image_preprocessing
 
 TINY = AnyNetConfig(stage_widths=(16, 32), stage_depths=(1, 2), stage_group_widths=(8, 8),
                     stage_strides=(2, 2), stage_bottlenecks=(1.0, 1.0), se_ratio=0.25,
@@ -221,7 +222,7 @@ def test_bad_requests_are_named(model, images):
 
 
 def test_interleaved_latency_alternates_blocks_of_every_file(converted, monkeypatch):
-    from regnet_keras import latency
+    from regnet_keras.lite import latency
     calls, original = [], latency.time_interpreter
 
     def recording(runtime, runs, warmup):

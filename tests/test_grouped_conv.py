@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 import regnet_keras
-from regnet_keras import AnyNetConfig, RegNet, grouped_conv
+from regnet_keras import AnyNetConfig, RegNet
+from regnet_keras.tf_speedups import grouped_conv
 
 TINY = AnyNetConfig(stage_widths=(16, 32), stage_depths=(1, 2), stage_group_widths=(8, 8),
                     stage_strides=(2, 2), stage_bottlenecks=(1.0, 1.0), se_ratio=0.25,

@@ -1,4 +1,4 @@
-"""The app-side reference pipeline (regnet_keras.image_preprocessing), anchored to TensorFlow."""
+"""The app-side reference pipeline (regnet_keras.lite.image_preprocessing), anchored to TensorFlow."""
 
 import copy
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from regnet_keras import image_preprocessing as ip
+from regnet_keras.lite import image_preprocessing as ip
 from tools import android_goldens
 
 RESIZE_TOLERANCE = 1e-3  # on the 0-255 scale; float32 rounding inside TensorFlow's kernel
@@ -71,7 +71,7 @@ def test_quantized_input_rounds_half_to_even_and_clamps():
     np.testing.assert_array_equal(ip.quantize(values, {"scale": 1.0, "zero_point": -128}, "int8"),
                                   [-128, -128, -126, -126, 126, 127, -128])
     # The rule of export.prepare_input, which tools.convert evaluates the files with.
-    from regnet_keras import export
+    from regnet_keras.lite import export
     details = {"dtype": np.uint8, "quantization": (1.0, 0)}
     np.testing.assert_array_equal(export.prepare_input(values.astype(np.float32), details),
                                   ip.quantize(values, {"scale": 1.0, "zero_point": 0}, "uint8"))
@@ -119,7 +119,7 @@ def test_label_count_must_match_output_width():
 
 
 def test_format_constants_are_the_converters():
-    from regnet_keras import export
+    from regnet_keras.lite import export
     assert (ip.METADATA_FORMAT, ip.METADATA_VERSION) == (export.METADATA_FORMAT,
                                                          export.METADATA_VERSION)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import regnet_keras
-from regnet_keras import AnyNetConfig, RegNet, quantization
+from regnet_keras import AnyNetConfig, RegNet
+from regnet_keras.lite import quantization
 from tests.conftest import run_python
 
 TINY = AnyNetConfig(stage_widths=(16, 32), stage_depths=(1, 2), stage_group_widths=(8, 8),

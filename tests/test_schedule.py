@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from regnet_keras import schedule
+from regnet_keras.training import schedule
 
 
 def test_linear_scaling_rule():

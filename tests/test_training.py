@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from regnet_keras import training
+from regnet_keras.training import loop as training
 from regnet_keras.design_space import RegNetConfig
 from tests.conftest import REPO
 from tests.training_helpers import (environment, free_port, run, train_command,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import regnet_keras
-from regnet_keras import weights as weights_io
+from regnet_keras.weights import h5 as weights_io
 from tests.conftest import PARITY_MODELS, PARITY_SIZE, write_keras_applications_references
 from tests.zoo_table import ZOO_TABLE
 

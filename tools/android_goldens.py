@@ -11,7 +11,7 @@ Files:
                         inputs, crop fractions 1.0 and 0.875, non-square input, float and
                         quantized outputs, softmax and logits
   preprocessing.json    every image through every metadata variant: the input tensor
-                        regnet_keras.image_preprocessing.prepare_image makes
+                        regnet_keras.lite.image_preprocessing.prepare_image makes
   postprocessing.json   raw output tensors (float and quantized, with ties) and their top-5
   invalid_metadata.json metadata an app must refuse, with the field the error must name
 """
@@ -23,7 +23,7 @@ import os
 from absl import app, flags
 import numpy as np
 
-from regnet_keras import image_preprocessing
+from regnet_keras.lite import image_preprocessing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -275,7 +275,7 @@ def write_goldens(out):
     _write_cases(os.path.join(out, "images.json"), image_records)
     for name, record in variants.items():
         with open(os.path.join(out, "metadata", name + ".json"), "w", encoding="utf-8") as f:
-            f.write(json.dumps(record, indent=2) + "\n")  # as regnet_keras.export.write does
+            f.write(json.dumps(record, indent=2) + "\n")  # as regnet_keras.lite.export.write does
     _write_cases(os.path.join(out, "preprocessing.json"),
                  preprocessing_cases(image_records, variants))
     _write_cases(os.path.join(out, "postprocessing.json"), postprocessing_cases(variants))

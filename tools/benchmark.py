@@ -32,7 +32,7 @@ import numpy as np
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["RegNetX002", "RegNetY002"], "Zoo models.")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic", "int8"],
-                  "TFLite variants (see regnet_keras.export).")
+                  "TFLite variants (see regnet_keras.lite.export).")
 flags.DEFINE_list("threads", ["1", "2", "4"], "Interpreter thread counts.")
 flags.DEFINE_integer("image_size", 224, "Input height and width.")
 flags.DEFINE_integer("runs", 50, "Timed invocations per measurement, after warm-up.")
@@ -68,7 +68,7 @@ def _randomize_batch_norms(model):
 
 
 def _convert_worker(source, model_name, variant, size, path):
-    from regnet_keras import export
+    from regnet_keras.lite import export
     images = np.random.default_rng(0).uniform(0, 255, (REPRESENTATIVE_IMAGES, size, size, 3))
     if source in ("ours", "ours_same"):
         import regnet_keras
@@ -93,8 +93,8 @@ def _convert_worker(source, model_name, variant, size, path):
 
 
 def _latency_worker(paths, threads, runs, warmup, blocks):
-    """Interleaved timings of the files (see regnet_keras.latency.measure_interleaved)."""
-    from regnet_keras import latency
+    """Interleaved timings of the files (see regnet_keras.lite.latency.measure_interleaved)."""
+    from regnet_keras.lite import latency
     contents = {}
     for path in paths:
         with open(path, "rb") as f:
@@ -106,7 +106,7 @@ def _latency_worker(paths, threads, runs, warmup, blocks):
 
 def _memory_worker(path, threads, warmup):
     """Peak resident memory of a process that loads one file and runs it."""
-    from regnet_keras import export, latency
+    from regnet_keras.lite import export, latency
     with open(path, "rb") as f:
         latency.time_interpreter(export.interpreter(f.read(), num_threads=threads), 0, warmup)
     return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -117,7 +117,7 @@ def _matmul_peak_worker(threads, runs, warmup, blocks):
     the fastest of `blocks` blocks of runs (a peak is what the machine reaches at its best)."""
     import keras
     import tensorflow as tf
-    from regnet_keras import export, latency
+    from regnet_keras.lite import export, latency
     rows, depth, columns = 256, 1024, 1024
     model = keras.Sequential([keras.Input((depth,), batch_size=rows),
                               keras.layers.Dense(columns, use_bias=False)])

@@ -30,8 +30,8 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
-    from regnet_keras import data as data_lib
-    from regnet_keras import training
+    from regnet_keras.training import data as data_lib
+    from regnet_keras.training import loop as training
     from regnet_keras.keras_backend import get_keras
     config = train_tool.train_config_from_flags()
     strategy = tf.distribute.get_strategy()

@@ -82,12 +82,12 @@ def _file_stem(run_dir, variant):
 
 def _convert_one(variant, run_dir, model_path, info, output_dir):
     """Runs in its own process (TF_USE_LEGACY_KERAS=1 for qat)."""
-    from regnet_keras import data as data_lib
-    from regnet_keras import export
+    from regnet_keras.training import data as data_lib
+    from regnet_keras.lite import export
     from regnet_keras.introspect import design_of_model
     representative = None
     if variant == "qat":
-        from regnet_keras import quantization
+        from regnet_keras.lite import quantization
         size = int(info["image_size"])
         model = quantization.load_qat_model(_qat_path(run_dir, "float_weights.h5"),
                                             _qat_path(run_dir), (size, size, 3))
@@ -104,7 +104,7 @@ def _convert_one(variant, run_dir, model_path, info, output_dir):
                              normalization=FLAGS.normalization)
     export.check_converted(model, content, variant)
     if variant == "qat":  # the QAT model is the float model rebuilt from its weights file
-        from regnet_keras.weights import open_weights_file
+        from regnet_keras.weights.h5 import open_weights_file
         activation = open_weights_file(
             _qat_path(run_dir, "float_weights.h5")).classifier_activation
     else:
@@ -134,8 +134,8 @@ def _spawn(variant):
 
 def _verify(variants, run_dir, model_path, info, output_dir):
     import regnet_keras
-    from regnet_keras import data as data_lib
-    from regnet_keras import export
+    from regnet_keras.training import data as data_lib
+    from regnet_keras.lite import export
     model = regnet_keras.load_model(model_path)
     dataset = data_lib.evaluation_dataset(info, 256)
     images, labels = [], []
@@ -172,7 +172,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
     logging.set_verbosity(logging.WARNING)
-    from regnet_keras import export
+    from regnet_keras.lite import export
     run_dir, model_path, info = _locate(FLAGS.model)
     output_dir = FLAGS.output_dir or os.path.join(run_dir, "tflite")
     if FLAGS.worker:

@@ -20,7 +20,7 @@ import os
 
 from absl import app, flags, logging
 
-from regnet_keras import data as data_lib
+from regnet_keras.training import data as data_lib
 
 FLAGS = flags.FLAGS
 COMMANDS = ("sample", "train", "measure", "analyze", "pareto", "fit")
@@ -31,7 +31,7 @@ flags.DEFINE_list("spaces", ["RegNetX", "AnyNetXA"], "sample: named design space
                   "AnyNetXE, RegNet, RegNetX, RegNetY). pareto, when given: choose only among "
                   "members of these spaces.")
 flags.DEFINE_string("space_file", None, "sample: a JSON file describing a space of your own "
-                    "(regnet_keras.design_sampling.DesignSpace fields, ranges as [low, high]); "
+                    "(regnet_keras.design.sampling.DesignSpace fields, ranges as [low, high]); "
                     "sampled in addition to --spaces.")
 flags.DEFINE_integer("count", 32, "sample: members per space.")
 flags.DEFINE_integer("seed", 0, "sample: sampling seed; train: initialisation, data order and "
@@ -91,7 +91,7 @@ def _range(name, scale=1e6):
 
 
 def _spaces():
-    from regnet_keras import design_sampling
+    from regnet_keras.design import sampling as design_sampling
     spaces = [design_sampling.get_space(name) for name in FLAGS.spaces]
     if FLAGS.space_file:
         with open(FLAGS.space_file) as file:
@@ -100,7 +100,8 @@ def _spaces():
 
 
 def sample():
-    from regnet_keras import design_sampling, export, latency, sweep
+    from regnet_keras.design import sampling as design_sampling, sweep
+    from regnet_keras.lite import export, latency
     budget = design_sampling.Budget(FLAGS.image_size, FLAGS.num_classes, _range("flops"),
                                     _range("params"), _range("activations"))
     accept = None
@@ -116,7 +117,7 @@ def sample():
 
 
 def _recipe():
-    from regnet_keras import sweep
+    from regnet_keras.design import sweep
     return sweep.Recipe(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, epochs=FLAGS.epochs,
                         batch_size=FLAGS.batch_size, train_examples=FLAGS.train_examples,
                         lr=FLAGS.lr, warmup_epochs=FLAGS.warmup_epochs,
@@ -125,7 +126,7 @@ def _recipe():
 
 
 def _write_results():
-    from regnet_keras import sweep
+    from regnet_keras.design import sweep
     rows = sweep.results(FLAGS.sweep_dir, FLAGS.latency_table)
     csv_path, _ = sweep.write_results(FLAGS.sweep_dir, rows)
     trained = sum(row["top1"] is not None for row in rows)
@@ -135,23 +136,23 @@ def _write_results():
 
 
 def train():
-    from regnet_keras import sweep
+    from regnet_keras.design import sweep
     ran = sweep.train(FLAGS.sweep_dir, _recipe(), FLAGS.members)
     print(f"trained {ran} members")
     _write_results()
 
 
 def measure():
-    from regnet_keras import sweep
+    from regnet_keras.design import sweep
     sweep.measure_latency(FLAGS.sweep_dir, FLAGS.threads, FLAGS.runs, FLAGS.warmup,
                           FLAGS.members, FLAGS.export_dir)
     _write_results()
 
 
 def analyze():
-    from regnet_keras import design_analysis as analysis
-    from regnet_keras import design_plots as plots
-    from regnet_keras import sweep
+    from regnet_keras.design import analysis
+    from regnet_keras.design import plots
+    from regnet_keras.design import sweep
     rows = [row for row in _write_results() if row["error"] is not None]
     if not rows:
         raise app.UsageError(f"no member of {FLAGS.sweep_dir} has finished training: run "
@@ -210,9 +211,9 @@ def analyze():
 
 
 def pareto():
-    from regnet_keras import design_analysis as analysis
-    from regnet_keras import design_plots as plots
-    from regnet_keras import sweep
+    from regnet_keras.design import analysis
+    from regnet_keras.design import plots
+    from regnet_keras.design import sweep
     rows = [row for row in _write_results()
             if row["top1"] is not None and row["latency_ms"] is not None]
     if not rows:
@@ -263,7 +264,7 @@ def pareto():
 
 
 def fit():
-    from regnet_keras import design_analysis as analysis
+    from regnet_keras.design import analysis
     if not FLAGS.stage_widths or not FLAGS.stage_depths or \
             len(FLAGS.stage_widths) != len(FLAGS.stage_depths):
         raise app.UsageError("fit needs --stage_widths and --stage_depths, one entry per stage.")
@@ -283,7 +284,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's per-save INFO lines drown progress
     if argv[1] != "fit" and not FLAGS.sweep_dir:
         raise app.UsageError(f"{argv[1]} needs --sweep_dir.")
-    from regnet_keras import design_sampling, sweep
+    from regnet_keras.design import sampling as design_sampling, sweep
     try:
         globals()[argv[1]]()
     except (ValueError, data_lib.DataError, sweep.SweepError,

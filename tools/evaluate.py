@@ -16,7 +16,7 @@ import os
 
 from absl import app, flags, logging
 
-from regnet_keras import data as data_lib
+from regnet_keras.training import data as data_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "The .keras or .tflite model file to evaluate.",
@@ -60,7 +60,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
     logging.set_verbosity(logging.WARNING)
-    from regnet_keras import evaluation
+    from regnet_keras.training import evaluation
     model_path = FLAGS.model
     if not os.path.isfile(model_path):
         raise app.UsageError(f"--model={model_path!r} does not exist: pass a .keras or .tflite "

@@ -5,7 +5,7 @@
 Reads RUN/best.keras and RUN/run.json, fine-tunes the model with tensorflow-model-optimization's
 quantization-aware training on the run's training data, evaluates it on the run's held-out split
 and writes RUN/qat/qat_weights.h5 with RUN/qat/float_weights.h5 (the QAT model, rebuilt by
-regnet_keras.quantization.load_qat_model; `python -m tools.convert --model RUN` turns it into the
+regnet_keras.lite.quantization.load_qat_model; `python -m tools.convert --model RUN` turns it into the
 `qat` TFLite variant) and RUN/qat/qat.json. tfmot needs tf-keras: the work runs
 in a child process started with TF_USE_LEGACY_KERAS=1, on the same architecture rebuilt from a
 regnet_keras weights file.
@@ -42,7 +42,7 @@ MILD_AUGMENTATION = dict(min_crop_area=1.0, crop_aspect_ratio=1.0, flip=True, li
 
 
 def _run_info(model_dir):
-    from regnet_keras import training
+    from regnet_keras.training import loop as training
     info = training.read_run(model_dir)
     model_path = os.path.join(model_dir, FLAGS.model_file)
     if info is None or not os.path.isfile(model_path):
@@ -61,8 +61,9 @@ def _fine_tune(info, output_dir):
     """The tf-keras part: quantize, fine-tune, evaluate, save."""
     import tensorflow as tf
     import tf_keras as keras
-    from regnet_keras import data as data_lib
-    from regnet_keras import quantization, schedule
+    from regnet_keras.training import data as data_lib
+    from regnet_keras.lite import quantization
+    from regnet_keras.training import schedule
     strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
                 else tf.distribute.get_strategy())
     image_size = int(info["image_size"])

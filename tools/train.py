@@ -14,8 +14,8 @@ import os
 
 from absl import app, flags, logging
 
-from regnet_keras import data as data_lib
-from regnet_keras import distribute as distribute_lib
+from regnet_keras.training import data as data_lib
+from regnet_keras.training import distribute as distribute_lib
 from regnet_keras.design_space import AnyNetConfig
 
 FLAGS = flags.FLAGS
@@ -134,7 +134,7 @@ def _preset_value(name):
 
 def train_config_from_flags():
     from regnet_keras.design_space import AnyNetConfig, RegNetConfig
-    from regnet_keras.training import TrainConfig
+    from regnet_keras.training.loop import TrainConfig
     if FLAGS.stage_widths is not None:
         widths = [int(w) for w in FLAGS.stage_widths]
         stages = len(widths)
@@ -196,7 +196,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's per-save INFO lines drown progress
     # The strategy first: multi-worker and TPU set-up must precede every other TensorFlow op.
     strategy = distribute_lib.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    from regnet_keras import training
+    from regnet_keras.training import loop as training
     try:
         config = train_config_from_flags()
         result = training.train(config, strategy)
@@ -215,7 +215,7 @@ def main(argv):
     print(f"models: {os.path.join(config.model_dir, training.FINAL_MODEL)}, "
           f"{os.path.join(config.model_dir, training.BEST_MODEL)}")
     if FLAGS.evaluate:
-        from regnet_keras import evaluation
+        from regnet_keras.training import evaluation
         report = evaluation.evaluate_run(config.model_dir)
         print(f"evaluation report: {report['report_path']} (confusion matrix: "
               f"{report['confusion_matrix_png']})")

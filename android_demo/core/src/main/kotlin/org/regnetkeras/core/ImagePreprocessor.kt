@@ -22,7 +22,7 @@ data class CropBox(val top: Int, val left: Int, val side: Int) {
  * and antialiasing (what tf.image.resize(method="bilinear", antialias=True) runs): output x
  * samples the source at (x + 0.5) * in/out; the kernel 1 - |d| / kernelScale widens with the
  * downscale factor so that shrinking averages every source pixel instead of skipping some.
- * The arithmetic follows regnet_keras.image_preprocessing.resize_weights operation by operation.
+ * The arithmetic follows regnet_keras.lite.image_preprocessing.resize_weights operation by operation.
  */
 internal class ResizeWeights(inSize: Int, val outSize: Int) {
     val starts = IntArray(outSize)
@@ -56,7 +56,7 @@ internal class ResizeWeights(inSize: Int, val outSize: Int) {
 
 /**
  * ARGB_8888 pixels (Android's Bitmap.getPixels layout: row by row, 0xAARRGGBB) -> the model's
- * input tensor, exactly as regnet_keras.image_preprocessing.prepare_image makes it: centered
+ * input tensor, exactly as regnet_keras.lite.image_preprocessing.prepare_image makes it: centered
  * square crop, antialiased bilinear resize (vertical pass, then horizontal), (pixel - mean) / std,
  * then a float32 cast or quantization with round-half-to-even and clamping. Computed in
  * float64 in the same order of operations as the Python reference, so both give the same

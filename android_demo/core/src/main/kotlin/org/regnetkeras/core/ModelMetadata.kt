@@ -140,7 +140,7 @@ class ModelMetadata(
         /** [parse] as a value: the app shows a failure's message. */
         fun read(text: String): Outcome<ModelMetadata> = Outcome.of { parse(text) }
 
-        /** Validation in the order of regnet_keras.image_preprocessing.check_metadata. */
+        /** Validation in the order of regnet_keras.lite.image_preprocessing.check_metadata. */
         fun fromJson(root: Any?): ModelMetadata {
             val record = root as? Map<*, *> ?: throw invalid("(root)", "must be a JSON object")
             val format = require(record, "format", "format")

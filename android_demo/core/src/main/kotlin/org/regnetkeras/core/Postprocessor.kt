@@ -7,7 +7,7 @@ import java.nio.ByteOrder
 data class ScoredLabel(val index: Int, val label: String, val score: Double)
 
 /**
- * Output tensor -> top-k, as regnet_keras.image_preprocessing does it: dequantize
+ * Output tensor -> top-k, as regnet_keras.lite.image_preprocessing does it: dequantize
  * (q - zero_point) * scale, softmax when the model outputs logits, rank by descending score with
  * the lower class index first on equal scores. float64 throughout.
  */

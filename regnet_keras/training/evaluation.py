@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from regnet_keras import data as data_lib
+from regnet_keras.training import data as data_lib
 
 REPORT_FILE = "report.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -68,7 +68,7 @@ def _load_predictor(model_path: str):
     A .tflite file gets its pixels as an app would: normalised with the mean and std of the
     metadata beside it (none without metadata: the file then takes 0-255 pixels)."""
     if model_path.endswith(".tflite"):
-        from regnet_keras import export
+        from regnet_keras.lite import export
         normalization = export.normalization_of(export.read_metadata(model_path))
         with open(model_path, "rb") as file:
             runtime = export.interpreter(file.read())
@@ -76,7 +76,7 @@ def _load_predictor(model_path: str):
         outputs = int(runtime.get_output_details()[0]["shape"][-1])
         return ((lambda images: export.run(runtime, np.asarray(images), normalization)),
                 int(shape[1]), outputs)
-    from regnet_keras.grouped_conv import load_model
+    from regnet_keras.tf_speedups.grouped_conv import load_model
     model = load_model(model_path)
     import tensorflow as tf
 

@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 
-from regnet_keras import data as data_lib
-from regnet_keras import design_sampling
+from regnet_keras.training import data as data_lib
+from regnet_keras.design import sampling as design_sampling
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, config_from_dict
 
 POPULATION_FILE = "population.json"
@@ -171,7 +171,7 @@ def training_source(recipe: Recipe) -> data_lib.Source:
 
 
 def train_config(sweep_dir: str, member: design_sampling.Member, recipe: Recipe):
-    from regnet_keras.training import TrainConfig
+    from regnet_keras.training.loop import TrainConfig
     return TrainConfig(
         model=member.design, dataset=recipe.dataset, data_dir=recipe.data_dir,
         image_size=budget_of(sweep_dir).resolution, batch_size=recipe.batch_size,
@@ -218,7 +218,7 @@ def training_order(members) -> list:
 
 def train(sweep_dir: str, recipe: Recipe, ids=None, log=print) -> int:
     """Trains every member not finished yet (see training_order); returns how many ran."""
-    from regnet_keras import training
+    from regnet_keras.training import loop as training
     from regnet_keras.keras_backend import get_keras
     members = training_order(select(load(sweep_dir), ids))
     fix_recipe(sweep_dir, recipe)
@@ -258,7 +258,7 @@ def measure_latency(sweep_dir: str, threads: int = 2, runs: int = 50, warmup: in
     ID.tflite, to be timed on another device (see load_latency_table).
     """
     import platform
-    from regnet_keras import export, latency
+    from regnet_keras.lite import export, latency
     from regnet_keras.keras_backend import get_keras
     budget = budget_of(sweep_dir)
     path = os.path.join(sweep_dir, LATENCY_FILE)

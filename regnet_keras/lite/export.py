@@ -27,7 +27,9 @@ import re
 
 import numpy as np
 
-from regnet_keras import grouped_conv, image_preprocessing, layer_names
+from regnet_keras.tf_speedups import grouped_conv
+from regnet_keras.lite import image_preprocessing
+from regnet_keras import layer_names
 from regnet_keras.preprocessing import (MODES, pixel_statistics, with_depthwise_preprocessing,
                                         with_scale_folded_into_stem, without_normalization)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from regnet_keras import grouped_conv
+from regnet_keras.tf_speedups import grouped_conv
 from regnet_keras.keras_backend import uses_legacy_keras
 from regnet_keras.preprocessing import with_depthwise_preprocessing
 
@@ -124,8 +124,8 @@ def quantization_report(quantized_model) -> QuantizationReport:
 def rebuild_from_weights(path: str, input_shape):
     """The tf-keras twin of the model whose regnet_keras weights file is `path`."""
     require_legacy_keras()
-    from regnet_keras.builder import RegNet
-    from regnet_keras.weights import open_weights_file
+    from regnet_keras.applications import RegNet
+    from regnet_keras.weights.h5 import open_weights_file
     stored = open_weights_file(path)
     return RegNet(stored.config, weights=path, input_shape=tuple(input_shape),
                   include_top=stored.classes is not None, classes=stored.classes or 1000,

@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
-from regnet_keras import data as data_lib
-from regnet_keras import distribute as distribute_lib
-from regnet_keras import schedule as schedule_lib
+from regnet_keras.training import data as data_lib
+from regnet_keras.training import distribute as distribute_lib
+from regnet_keras.training import schedule as schedule_lib
 
 RUN_FILE = "run.json"
 BEST_MODEL = "best.keras"

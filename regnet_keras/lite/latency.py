@@ -40,7 +40,7 @@ def time_interpreter(runtime, runs: int, warmup: int) -> np.ndarray:
 
 def measure(model_content: bytes, threads: int = 2, runs: int = 50, warmup: int = 10) -> Latency:
     """Median and 90th percentile latency of a .tflite model on LiteRT with XNNPACK."""
-    from regnet_keras import export
+    from regnet_keras.lite import export
     times = time_interpreter(export.interpreter(model_content, num_threads=threads), runs, warmup)
     return Latency(float(np.median(times)), float(np.percentile(times, 90)), runs, threads)
 
@@ -51,7 +51,7 @@ def measure_interleaved(model_contents: dict, threads: int = 2, runs: int = 50,
     `runs` invocations are split into `blocks` blocks, and the blocks alternate between models,
     so that a change of the machine's speed during the measurement hits every model alike (the
     ratios between them are what such a measurement is for)."""
-    from regnet_keras import export
+    from regnet_keras.lite import export
     runtimes = {name: export.interpreter(content, num_threads=threads)
                 for name, content in model_contents.items()}
     times = {name: [time_interpreter(runtime, 0, warmup)] for name, runtime in runtimes.items()}

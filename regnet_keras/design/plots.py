@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from regnet_keras import design_analysis
+from regnet_keras.design import analysis as design_analysis
 
 
 def _pyplot():

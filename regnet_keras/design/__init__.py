@@ -1,0 +1,1 @@
+"""Design-space research as the paper does it: sampling spaces, sweeps, EDFs and trends, plots."""

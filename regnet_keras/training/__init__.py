@@ -1,0 +1,1 @@
+"""Training: datasets and input pipelines, the distributed resumable loop, schedules, evaluation."""
