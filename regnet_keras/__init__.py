@@ -22,11 +22,11 @@ from regnet_keras.applications import (
 from regnet_keras.applications import RegNet
 from regnet_keras.complexity import Complexity, Cost, complexity
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, StageSpec
+from regnet_keras.introspect import design_of_model
+from regnet_keras.preprocessing import preprocess_input
 from regnet_keras.tf_speedups.fused_batch_norm import enable as enable_fused_batch_norm
 from regnet_keras.tf_speedups.grouped_conv import enable as enable_fast_grouped_conv
 from regnet_keras.tf_speedups.grouped_conv import load_model
-from regnet_keras.introspect import design_of_model
-from regnet_keras.preprocessing import preprocess_input
 from regnet_keras.weights.h5 import (WeightsDownloadError, WeightsFileError, open_weights_file,
                                   save_weights)
 from regnet_keras.zoo import get_config, list_models

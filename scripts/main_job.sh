@@ -6,6 +6,7 @@
 # Every step resumes or redoes cleanly when run again. Usage: scripts/main_job.sh [RUN_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/environment.sh
 run_dir="${1:-runs/fashion_mnist}"
 
 python3 -m tools.train --model_dir "$run_dir"

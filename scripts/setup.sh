@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs everything regnet_keras, its tools and its tests need on a fresh Debian machine:
-# Debian packages with apt-get, then the pinned Python packages and the project itself.
+# Installs everything regnet_keras, its tools and its tests need on a fresh Debian/Ubuntu machine:
+# Debian packages with apt-get, then the pinned Python packages (requirements-test.txt, which
+# includes requirements.txt) and the project itself, into the project's Python (see
+# environment.sh): the active virtualenv/conda environment, else python3, else, where python3 is
+# an externally-managed system Python, a .venv that this script creates in the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/environment.sh
 
 debian_packages=(
   bazel-bootstrap        # offline `bazel build` of the BUILD targets
@@ -10,6 +14,12 @@ debian_packages=(
   kotlin                 # kotlinc 1.3: compiles the Android demo's core module for its JUnit tests
   junit4                 # JUnit 4 (+ hamcrest) for those tests
 )
+create_venv=false
+if python_is_externally_managed; then
+  create_venv=true
+  debian_packages+=(python3-venv)  # `python3 -m venv` with pip, for the project's .venv
+fi
+
 if command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
@@ -26,5 +36,15 @@ else
   echo "apt-get not found: install ${debian_packages[*]} with your package manager." >&2
 fi
 
-python3 -m pip install -q --disable-pip-version-check -r requirements.txt
+if $create_venv; then
+  echo "python3 ($(command -v python3)) is externally managed: installing into $project_venv"
+  python3 -m venv "$project_venv"
+  source scripts/environment.sh
+fi
+
+python3 -m pip install -q --disable-pip-version-check -r requirements-test.txt
 python3 -m pip install -q --disable-pip-version-check --no-deps -e .
+if [ -n "${VIRTUAL_ENV:-}" ] && [ "$VIRTUAL_ENV" = "$project_venv" ]; then
+  echo "set-up done; scripts/*.sh use $project_venv by themselves. To run the tools by hand:" \
+       "source .venv/bin/activate"
+fi

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from regnet_keras.training import loop as training
 from regnet_keras.design_space import RegNetConfig
+from regnet_keras.training import loop as training
 from tests.conftest import REPO
 from tests.training_helpers import (environment, free_port, run, train_command,
                                     write_image_folder, write_tiny_fashion_mnist)

@@ -24,6 +24,7 @@ from absl import app, flags
 import numpy as np
 
 from regnet_keras.lite import image_preprocessing
+from tools import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -291,4 +292,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

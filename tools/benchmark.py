@@ -29,6 +29,8 @@ import tempfile
 from absl import app, flags
 import numpy as np
 
+from tools import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["RegNetX002", "RegNetY002"], "Zoo models.")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic", "int8"],
@@ -260,4 +262,4 @@ def _print_size_breakdowns(breakdowns):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

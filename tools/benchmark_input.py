@@ -9,9 +9,10 @@ agree, the pipeline never starves the model.
 
 import time
 
-from absl import app, flags, logging
+from absl import flags
 
 from tools import train as train_tool
+from tools import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 60, "Timed steps of each measurement (after 5 warm-up steps).")
@@ -28,11 +29,10 @@ def _timed(function, steps):
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
+    from regnet_keras.keras_backend import get_keras
     from regnet_keras.training import data as data_lib
     from regnet_keras.training import loop as training
-    from regnet_keras.keras_backend import get_keras
     config = train_tool.train_config_from_flags()
     strategy = tf.distribute.get_strategy()
     source = data_lib.open_source(config.dataset, config.data_dir,
@@ -64,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -24,8 +24,10 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 import numpy as np
+
+from tools import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory or a .keras file.", required=True)
@@ -82,9 +84,9 @@ def _file_stem(run_dir, variant):
 
 def _convert_one(variant, run_dir, model_path, info, output_dir):
     """Runs in its own process (TF_USE_LEGACY_KERAS=1 for qat)."""
-    from regnet_keras.training import data as data_lib
-    from regnet_keras.lite import export
     from regnet_keras.introspect import design_of_model
+    from regnet_keras.lite import export
+    from regnet_keras.training import data as data_lib
     representative = None
     if variant == "qat":
         from regnet_keras.lite import quantization
@@ -134,8 +136,8 @@ def _spawn(variant):
 
 def _verify(variants, run_dir, model_path, info, output_dir):
     import regnet_keras
-    from regnet_keras.training import data as data_lib
     from regnet_keras.lite import export
+    from regnet_keras.training import data as data_lib
     model = regnet_keras.load_model(model_path)
     dataset = data_lib.evaluation_dataset(info, 256)
     images, labels = [], []
@@ -171,7 +173,6 @@ def _verify(variants, run_dir, model_path, info, output_dir):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
-    logging.set_verbosity(logging.WARNING)
     from regnet_keras.lite import export
     run_dir, model_path, info = _locate(FLAGS.model)
     output_dir = FLAGS.output_dir or os.path.join(run_dir, "tflite")
@@ -212,4 +213,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -7,6 +7,7 @@
 from absl import app, flags
 
 import regnet_keras
+from tools import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("resolution", 224, "Input height and width in pixels.")
@@ -82,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, loads_tensorflow=False)

@@ -18,9 +18,10 @@ phone.csv` (columns id, latency_ms) to analyze and pareto.
 import json
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from regnet_keras.training import data as data_lib
+from tools import cli
 
 FLAGS = flags.FLAGS
 COMMANDS = ("sample", "train", "measure", "analyze", "pareto", "fit")
@@ -281,7 +282,6 @@ def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"give one command: {' | '.join(COMMANDS)} (see the module's "
                              "docstring and --helpfull).")
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's per-save INFO lines drown progress
     if argv[1] != "fit" and not FLAGS.sweep_dir:
         raise app.UsageError(f"{argv[1]} needs --sweep_dir.")
     from regnet_keras.design import sampling as design_sampling, sweep
@@ -293,4 +293,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

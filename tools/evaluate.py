@@ -14,9 +14,10 @@ directory).
 import json
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from regnet_keras.training import data as data_lib
+from tools import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "The .keras or .tflite model file to evaluate.",
@@ -59,7 +60,6 @@ def run_info_for(model_path):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
-    logging.set_verbosity(logging.WARNING)
     from regnet_keras.training import evaluation
     model_path = FLAGS.model
     if not os.path.isfile(model_path):
@@ -90,4 +90,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -19,6 +19,8 @@ import time
 
 from absl import app, flags, logging
 
+from tools import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A finished tools.train run directory.", required=True)
 flags.DEFINE_string("model_file", "best.keras", "Which model of the run to start from.")
@@ -61,8 +63,8 @@ def _fine_tune(info, output_dir):
     """The tf-keras part: quantize, fine-tune, evaluate, save."""
     import tensorflow as tf
     import tf_keras as keras
-    from regnet_keras.training import data as data_lib
     from regnet_keras.lite import quantization
+    from regnet_keras.training import data as data_lib
     from regnet_keras.training import schedule
     strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
                 else tf.distribute.get_strategy())
@@ -138,4 +140,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -12,11 +12,12 @@ checkpoint in --model_dir. `--helpfull` lists every flag.
 
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
+from regnet_keras.design_space import AnyNetConfig
 from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
-from regnet_keras.design_space import AnyNetConfig
+from tools import cli
 
 FLAGS = flags.FLAGS
 
@@ -193,7 +194,6 @@ def main(argv):
                              "(see --helpfull).")
     import time
     started = time.time()
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's per-save INFO lines drown progress
     # The strategy first: multi-worker and TPU set-up must precede every other TensorFlow op.
     strategy = distribute_lib.make_strategy(FLAGS.strategy, FLAGS.tpu)
     from regnet_keras.training import loop as training
@@ -223,4 +223,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -35,9 +35,10 @@ import numpy as np
 from regnet_keras.complexity import complexity
 from regnet_keras.design_space import (WIDTH_QUANTUM, AnyNetConfig, RegNetConfig,
                                        adjust_group_compatibility)
+from regnet_keras.errors import InputError
 
 
-class SamplingError(ValueError):
+class SamplingError(InputError, ValueError):
     """The space and budget do not yield the requested population."""
 
 

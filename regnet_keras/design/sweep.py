@@ -20,9 +20,10 @@ import os
 
 import numpy as np
 
-from regnet_keras.training import data as data_lib
 from regnet_keras.design import sampling as design_sampling
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, config_from_dict
+from regnet_keras.errors import InputError
+from regnet_keras.training import data as data_lib
 
 POPULATION_FILE = "population.json"
 RECIPE_FILE = "recipe.json"
@@ -33,7 +34,7 @@ MEMBERS_DIR = "members"
 REFERENCE_SPACE = "zoo"  # members added by name from the zoo, for comparison
 
 
-class SweepError(ValueError):
+class SweepError(InputError, ValueError):
     """The sweep directory or its inputs do not fit the request; nothing was overwritten."""
 
 
@@ -218,8 +219,8 @@ def training_order(members) -> list:
 
 def train(sweep_dir: str, recipe: Recipe, ids=None, log=print) -> int:
     """Trains every member not finished yet (see training_order); returns how many ran."""
-    from regnet_keras.training import loop as training
     from regnet_keras.keras_backend import get_keras
+    from regnet_keras.training import loop as training
     members = training_order(select(load(sweep_dir), ids))
     fix_recipe(sweep_dir, recipe)
     source = training_source(recipe)
@@ -258,8 +259,8 @@ def measure_latency(sweep_dir: str, threads: int = 2, runs: int = 50, warmup: in
     ID.tflite, to be timed on another device (see load_latency_table).
     """
     import platform
-    from regnet_keras.lite import export, latency
     from regnet_keras.keras_backend import get_keras
+    from regnet_keras.lite import export, latency
     budget = budget_of(sweep_dir)
     path = os.path.join(sweep_dir, LATENCY_FILE)
     table = _read_json(path) if os.path.exists(path) else {}

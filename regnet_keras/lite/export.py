@@ -27,11 +27,12 @@ import re
 
 import numpy as np
 
-from regnet_keras.tf_speedups import grouped_conv
-from regnet_keras.lite import image_preprocessing
 from regnet_keras import layer_names
+from regnet_keras.errors import InputError
+from regnet_keras.lite import image_preprocessing
 from regnet_keras.preprocessing import (MODES, pixel_statistics, with_depthwise_preprocessing,
                                         with_scale_folded_into_stem, without_normalization)
+from regnet_keras.tf_speedups import grouped_conv
 
 VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_per_tensor", "qat")
 # Variants that compute in int8 and may take and give integer tensors.
@@ -50,8 +51,12 @@ SUPPORTED_LAYERS = {"InputLayer", "Rescaling", "ZeroPadding2D", "Conv2D", "Batch
                     "QuantizeWrapperV2"}
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError, ValueError):
     """A model or request the converter cannot turn into a builtin-only TFLite file."""
+
+
+class TFLiteFileError(InputError, ValueError):
+    """Bytes that the LiteRT runtime cannot load as a model."""
 
 
 def check_convertible(model) -> None:
@@ -172,8 +177,13 @@ def interpreter(model_content: bytes, num_threads: int = 2, xnnpack: bool = True
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     resolver = (OpResolverType.AUTO if xnnpack
                 else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    runtime = Interpreter(model_content=model_content, num_threads=num_threads,
-                          experimental_op_resolver_type=resolver)
+    try:
+        runtime = Interpreter(model_content=model_content, num_threads=num_threads,
+                              experimental_op_resolver_type=resolver)
+    except ValueError as error:  # LiteRT's only word for a bad buffer
+        raise TFLiteFileError(f"not a valid TFLite model ({error}): the file is truncated or "
+                              "not a .tflite; convert it again with python -m tools.convert.") \
+            from None
     runtime.allocate_tensors()
     return runtime
 

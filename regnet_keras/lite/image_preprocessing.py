@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from regnet_keras.errors import InputError
 
 METADATA_FORMAT = "regnet_keras.tflite_metadata"
 METADATA_VERSION = 1
@@ -35,7 +36,7 @@ ACTIVATIONS = ("softmax", "none")
 INTEGER_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 
 
-class MetadataError(ValueError):
+class MetadataError(InputError, ValueError):
     """Metadata an app cannot run a model from; `field` names the offending JSON field."""
 
     def __init__(self, field: str, problem: str):

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from regnet_keras.tf_speedups import grouped_conv
 from regnet_keras.keras_backend import uses_legacy_keras
 from regnet_keras.preprocessing import with_depthwise_preprocessing
+from regnet_keras.tf_speedups import grouped_conv
 
 # Layers tfmot's default registry does not know, quantized at their output.
 OUTPUT_QUANTIZED_LAYERS = ("Multiply",)

@@ -185,8 +185,8 @@ def implementation_of(layer) -> str:
 def load_model(path, implementation: str = "auto", **kwargs):
     """`keras.models.load_model` (or tf-keras') plus `enable` and fused batch normalization: a
     restored model trains as fast as a built one."""
-    from regnet_keras.tf_speedups import fused_batch_norm
     from regnet_keras.keras_backend import get_keras
+    from regnet_keras.tf_speedups import fused_batch_norm
     model = get_keras().models.load_model(path, **kwargs)
     enable(model, implementation)
     fused_batch_norm.enable(model)

@@ -29,6 +29,7 @@ import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from regnet_keras.errors import InputError
 
 FASHION_MNIST = "fashion_mnist"
 FOLDER = "folder"
@@ -53,7 +54,7 @@ LIGHTING_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009),
                          (-0.5836, -0.6948, 0.4203))
 
 
-class DataError(ValueError):
+class DataError(InputError, ValueError):
     """The data cannot be used as asked; the message names the problem and the fix."""
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import numpy as np
 
+from regnet_keras.errors import InputError
 from regnet_keras.training import data as data_lib
 
 REPORT_FILE = "report.json"
 CONFUSION_PNG = "confusion_matrix.png"
+
+
+class KerasFileError(InputError, ValueError):
+    """A .keras file that Keras cannot load."""
 
 
 def count_predictions(predict, dataset, num_classes: int) -> dict:
@@ -71,13 +77,21 @@ def _load_predictor(model_path: str):
         from regnet_keras.lite import export
         normalization = export.normalization_of(export.read_metadata(model_path))
         with open(model_path, "rb") as file:
-            runtime = export.interpreter(file.read())
+            try:
+                runtime = export.interpreter(file.read())
+            except export.TFLiteFileError as error:
+                raise export.TFLiteFileError(f"{model_path}: {error}") from None
         shape = runtime.get_input_details()[0]["shape"]
         outputs = int(runtime.get_output_details()[0]["shape"][-1])
         return ((lambda images: export.run(runtime, np.asarray(images), normalization)),
                 int(shape[1]), outputs)
     from regnet_keras.tf_speedups.grouped_conv import load_model
-    model = load_model(model_path)
+    try:
+        model = load_model(model_path)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise KerasFileError(f"{model_path}: not a loadable .keras model ({error}); it may be "
+                             "truncated: use the run's best.keras or final.keras, or train "
+                             "again.") from None
     import tensorflow as tf
 
     @tf.function

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from regnet_keras.errors import InputError
 from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
 from regnet_keras.training import schedule as schedule_lib
@@ -43,7 +44,7 @@ IDENTITY_KEYS = ("model", "dataset", "data_dir", "image_size", "num_classes", "c
                  "preprocessing", "batch_size", "epochs", "seed")
 
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(InputError, ValueError):
     """The model directory holds another run; nothing was written."""
 
 

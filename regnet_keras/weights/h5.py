@@ -19,6 +19,7 @@ import numpy as np
 
 from regnet_keras import layer_names as names
 from regnet_keras.design_space import AnyNetConfig, config_from_dict
+from regnet_keras.errors import InputError
 from regnet_keras.keras_backend import get_keras
 
 FORMAT_ATTRIBUTE = "regnet_keras_weights_format"
@@ -96,11 +97,11 @@ _KERAS_APPLICATIONS_BLOCK = re.compile(r"_Stage_(\d+)_[XYZ]Block_(\d+)_(\w+)$")
 Tensors = dict  # {our layer name: {weight name: np.ndarray}}
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(InputError, ValueError):
     """A weights file that cannot be read, or that does not fit the model."""
 
 
-class WeightsDownloadError(OSError):
+class WeightsDownloadError(InputError, OSError):
     """Weights that could not be downloaded (offline, moved, or failing their checksum)."""
 
 
