@@ -80,7 +80,7 @@ def _main(main, argv):
 def _program_name():
     main_module = sys.modules.get("__main__")
     spec = getattr(main_module, "__spec__", None)
-    return spec.name if spec is not None else sys.argv[0]
+    return spec.name if spec is not None else os.path.basename(sys.argv[0])
 
 
 def _one_line(error):
