@@ -13,6 +13,7 @@ debian_packages=(
   dataset-fashion-mnist  # the training job's embedded default dataset (IDX files)
   kotlin                 # kotlinc 1.3: compiles the Android demo's core module for its JUnit tests
   junit4                 # JUnit 4 (+ hamcrest) for those tests
+  libgoogle-gson-java    # Gson 2.10, the core module's JSON reader (the app takes 2.10 from Maven Central)
 )
 create_venv=false
 if python_is_externally_managed; then

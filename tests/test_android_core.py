@@ -1,5 +1,6 @@
 """The Android demo's Kotlin core: its goldens are tools.android_goldens' output, and its JUnit
-tests (parity with regnet_keras.lite.image_preprocessing) pass under Debian's kotlinc and junit4."""
+tests (parity with regnet_keras.lite.image_preprocessing, EXIF orientation against Pillow) pass
+under Debian's kotlinc, junit4 and Gson."""
 
 import filecmp
 import glob
@@ -31,8 +32,10 @@ def test_committed_goldens_are_the_tool_output(tmp_path):
 
 
 def test_kotlin_core_junit_tests_pass():
-    assert shutil.which("kotlinc") and os.path.isfile("/usr/share/java/junit4.jar"), (
-        "kotlinc or junit4 is missing: bash scripts/setup.sh installs Debian's kotlin and junit4")
+    assert (shutil.which("kotlinc") and os.path.isfile("/usr/share/java/junit4.jar")
+            and os.path.isfile("/usr/share/java/gson.jar")), (
+        "kotlinc, junit4 or gson is missing: bash scripts/setup.sh installs Debian's kotlin, junit4 "
+        "and libgoogle-gson-java")
     sources = glob.glob(os.path.join(CORE, "src", "test", "kotlin", "**", "*.kt"), recursive=True)
     expected = sum(len(re.findall(r"^\s*@Test\b", open(path).read(), re.M)) for path in sources)
     assert expected >= 30

@@ -14,14 +14,19 @@ Files:
                         regnet_keras.lite.image_preprocessing.prepare_image makes
   postprocessing.json   raw output tensors (float and quantized, with ties) and their top-5
   invalid_metadata.json metadata an app must refuse, with the field the error must name
+  exif/orientation_N.jpg one JPEG per EXIF orientation 1-8 (Pillow writes the tag)
+  exif_orientation.json each JPEG's pixels as stored and upright (Pillow's
+                        ImageOps.exif_transpose), with the tag Pillow reads back
 """
 
 import copy
+import io
 import json
 import os
 
 from absl import app, flags
 import numpy as np
+from PIL import ExifTags, Image, ImageOps
 
 from regnet_keras.lite import image_preprocessing
 from tools import cli
@@ -261,6 +266,51 @@ def invalid_metadata_cases(base):
     return records
 
 
+def _argb(image):
+    """A Pillow RGB image as opaque Android ARGB ints, row by row."""
+    rgb = np.asarray(image.convert("RGB"), np.int64)
+    argb = (255 << 24) | (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    return argb.astype(np.uint32).view(np.int32).reshape(-1).tolist()
+
+
+def exif_jpeg(orientation):
+    """A small JPEG whose EXIF orientation tag is `orientation`. Every pixel differs from its
+    neighbours (a transform off by one pixel shows), and width != height (a side swap shows).
+    Quality 100 without chroma subsampling keeps the decoded pixels close to the pattern."""
+    width, height = 23, 13
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    rgb = np.stack([x * 11, y * 19, (x * y * 7) % 256], axis=-1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buffer, "JPEG", quality=100, subsampling=0, exif=exif)
+    return buffer.getvalue()
+
+
+def exif_orientation_cases(out):
+    """Writes the eight JPEGs under out/exif and returns, for each, the pixels as decoded
+    (what Android's decoders give before orientation) and upright (Pillow's exif_transpose)."""
+    os.makedirs(os.path.join(out, "exif"), exist_ok=True)
+    cases = []
+    for orientation in range(1, 9):
+        data = exif_jpeg(orientation)
+        name = f"exif/orientation_{orientation}.jpg"
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+        with Image.open(io.BytesIO(data)) as stored:
+            stored.load()
+            tag = stored.getexif().get(ExifTags.Base.Orientation)
+            if tag != orientation:
+                raise AssertionError(f"{name} carries orientation {tag}, not {orientation}")
+            upright = ImageOps.exif_transpose(stored)
+            cases.append({"file": name, "orientation": tag,
+                          "width": stored.width, "height": stored.height,
+                          "argb": _argb(stored),
+                          "upright_width": upright.width, "upright_height": upright.height,
+                          "upright_argb": _argb(upright)})
+    return cases
+
+
 def _write_cases(path, cases):
     """One case per line: small diffs when a case changes, and any JSON reader reads it."""
     with open(path, "w", encoding="utf-8") as f:
@@ -282,6 +332,7 @@ def write_goldens(out):
     _write_cases(os.path.join(out, "postprocessing.json"), postprocessing_cases(variants))
     _write_cases(os.path.join(out, "invalid_metadata.json"),
                  invalid_metadata_cases(variants["float32_crop0875"]))
+    _write_cases(os.path.join(out, "exif_orientation.json"), exif_orientation_cases(out))
 
 
 def main(argv):

@@ -6,12 +6,15 @@ plugins {
 
 android {
     namespace = "org.regnetkeras.demo"
-    compileSdk = 35
+    // 36: androidx core-ktx 1.17.0 and activity 1.11.0 declare minCompileSdk 36 in their AAR
+    // metadata (checkDebugAarMetadata fails below it); AGP 9.1 supports 36.
+    compileSdk = 36
 
     defaultConfig {
         applicationId = "org.regnetkeras.demo"
+        // 24 (Android 7.0): LiteRT 1.4.1 runs from API 21 (1.4.0's native library needed 26).
         minSdk = 24
-        targetSdk = 35
+        targetSdk = 36
         versionCode = 1
         versionName = "1.0"
     }
@@ -33,6 +36,7 @@ android {
     }
 }
 
+// AGP 9's built-in Kotlin has no android.kotlinOptions; compiler options live here.
 kotlin {
     compilerOptions {
         jvmTarget.set(JvmTarget.JVM_17)
@@ -45,6 +49,8 @@ dependencies {
     implementation(libs.androidx.core.ktx)
     implementation(libs.androidx.appcompat)
     implementation(libs.androidx.activity.ktx)
+    implementation(libs.androidx.lifecycle.viewmodel.ktx)
+    implementation(libs.androidx.lifecycle.livedata.ktx)
     implementation(libs.androidx.constraintlayout)
     implementation(libs.androidx.exifinterface)
     implementation(libs.material)
@@ -54,8 +60,9 @@ dependencies {
     implementation(libs.camera.lifecycle)
     implementation(libs.camera.view)
 
-    // LiteRT Interpreter API (16 KB page aligned native libraries from 1.4.0 on) and its GPU
-    // delegate. Not the Task Library: its native libraries fail Google Play's 16 KB rule.
+    // LiteRT Interpreter API 1.4.1 (16 KB page aligned native libraries, min SDK 21) and its
+    // GPU delegate; android_demo/README.md says why not LiteRT 2.x's CompiledModel. Not the Task
+    // Library: its native libraries fail Google Play's 16 KB rule.
     implementation(libs.litert)
     implementation(libs.litert.gpu)
     implementation(libs.litert.gpu.api)

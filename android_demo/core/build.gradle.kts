@@ -2,7 +2,7 @@ import org.jetbrains.kotlin.gradle.dsl.JvmTarget
 
 // Plain Kotlin/JVM: everything that does not need Android (metadata, preprocessing,
 // postprocessing, the Classifier interface). The same sources compile with Kotlin 1.3
-// (android_demo/core/run_tests.sh, used by the Python test suite).
+// (android_demo/core/run_tests.sh, used by the Python test suite, with Debian's Gson 2.10).
 plugins {
     alias(libs.plugins.kotlin.jvm)
 }
@@ -19,6 +19,8 @@ kotlin {
 }
 
 dependencies {
+    // Gson's streaming JsonReader for the metadata (Json.kt); no reflection, so nothing for R8 to keep.
+    implementation(libs.gson)
     testImplementation(libs.junit)
 }
 

@@ -1,6 +1,7 @@
 package org.regnetkeras.demo
 
 import android.content.Context
+import java.io.Closeable
 import java.io.FileInputStream
 import java.io.IOException
 import java.nio.ByteBuffer
@@ -24,13 +25,16 @@ import org.tensorflow.lite.gpu.GpuDelegate
 data class RuntimeOptions(val threads: Int, val useGpu: Boolean)
 
 /** A ready classifier, the runtime it ended up on, and why it is not the one asked for. */
-class LoadedClassifier(val classifier: LiteRtClassifier, val onGpu: Boolean, val gpuFallbackReason: String?)
+class LoadedClassifier(val classifier: LiteRtClassifier, val onGpu: Boolean, val gpuFallbackReason: String?) : Closeable {
+    override fun close() = classifier.close()
+}
 
 /**
  * The core's [TensorClassifier] on the LiteRT Interpreter API. CPU inference goes through
  * XNNPACK (which runs RegNet's grouped convolutions natively in float and int8); NNAPI is never
  * used because it rejects grouped convolutions. Create, use and close it on one thread: the GPU
- * delegate is bound to the thread that created it.
+ * delegate is bound to the thread that created it. Errors (a native library that does not load,
+ * memory) are left to the caller, which maps any Throwable with the core's Failures.
  */
 class LiteRtClassifier private constructor(
     metadata: ModelMetadata,
@@ -72,7 +76,7 @@ class LiteRtClassifier private constructor(
                 val delegate = gpu?.second
                 try {
                     metadata.checkModel(describe(interpreter.getInputTensor(0)), describe(interpreter.getOutputTensor(0)))
-                } catch (error: ClassifierException) {
+                } catch (error: Throwable) {
                     interpreter.close()
                     delegate?.close()
                     throw error
@@ -104,7 +108,7 @@ class LiteRtClassifier private constructor(
                     // Threads still matter for any op the delegate leaves to the CPU.
                     val options = Interpreter.Options().addDelegate(delegate).setNumThreads(threads)
                     return Pair(Interpreter(model, options), delegate)
-                } catch (error: RuntimeException) {
+                } catch (error: Throwable) {
                     delegate.close()
                     throw error
                 }

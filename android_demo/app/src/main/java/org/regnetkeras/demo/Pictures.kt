@@ -10,6 +10,7 @@ import android.os.Build
 import androidx.camera.core.ImageProxy
 import androidx.exifinterface.media.ExifInterface
 import java.io.IOException
+import org.regnetkeras.core.ExifOrientation
 
 /** Turning camera frames and photos into upright ARGB pixels for the classifier. */
 object Pictures {
@@ -28,7 +29,9 @@ object Pictures {
         return Pixels(argb, bitmap.width, bitmap.height)
     }
 
-    /** The frame as the user sees it: the sensor image turned by the frame's rotation. */
+    /** The frame as the user sees it: the sensor image turned by the frame's rotation, which
+     * CameraX computes from the analysis use case's target rotation (kept current by
+     * MainActivity's orientation listener). */
     fun uprightFrame(image: ImageProxy): Bitmap {
         val bitmap = image.toBitmap()
         val rotation = image.imageInfo.rotationDegrees
@@ -59,16 +62,16 @@ object Pictures {
         }
         val bitmap = resolver.openInputStream(uri).use { BitmapFactory.decodeStream(it, null, options) }
             ?: throw IOException("not an image")
-        val exif = resolver.openInputStream(uri).use { stream ->
-            if (stream == null) null else ExifInterface(stream)
-        } ?: return bitmap
-        if (exif.rotationDegrees == 0 && !exif.isFlipped) return bitmap
-        // Rotate, then mirror: androidx's (rotation, flipped) pairs describe all eight EXIF
-        // orientations in that order.
-        val matrix = Matrix().apply {
-            postRotate(exif.rotationDegrees.toFloat())
-            if (exif.isFlipped) postScale(-1f, 1f)
+        // BitmapFactory ignores EXIF (API 24-27 take this path). The raw tag goes through the
+        // core's matrices, which are tested against Pillow for all eight values; androidx's
+        // (rotationDegrees, isFlipped) pair composed as rotate-then-mirror turned 5 and 7 by 180.
+        val tag = resolver.openInputStream(uri).use { stream ->
+            if (stream == null) ExifInterface.ORIENTATION_NORMAL
+            else ExifInterface(stream).getAttributeInt(ExifInterface.TAG_ORIENTATION, ExifInterface.ORIENTATION_NORMAL)
         }
-        return Bitmap.createBitmap(bitmap, 0, 0, bitmap.width, bitmap.height, matrix, true)
+        val orientation = ExifOrientation.fromTag(tag)
+        if (orientation == ExifOrientation.NORMAL) return bitmap
+        val matrix = Matrix().apply { setValues(orientation.matrixValues()) }
+        return Bitmap.createBitmap(bitmap, 0, 0, bitmap.width, bitmap.height, matrix, false)
     }
 }

@@ -28,6 +28,19 @@ sealed class ClassifierError {
     data class InferenceFailed(val problem: String) : ClassifierError() {
         override val message: String = "Inference failed: $problem."
     }
+
+    /** The runtime's native code or classes cannot be loaded on this device: nothing the user
+     * picks can fix it, but the app keeps running and says so. */
+    data class RuntimeUnavailable(val problem: String) : ClassifierError() {
+        override val message: String = "LiteRT cannot run on this device: $problem. The camera " +
+            "and photo picker still work; classification needs a device LiteRT supports."
+    }
+
+    /** Memory ran out while doing [task]; the allocation that failed is gone, the app goes on. */
+    data class OutOfMemory(val task: String) : ClassifierError() {
+        override val message: String = "Out of memory while $task: pick a smaller model or " +
+            "photo, or close other apps, then try again."
+    }
 }
 
 /** Carries a [ClassifierError] through code that throws; [Outcome.of] turns it back into a value. */

@@ -1,172 +1,80 @@
 package org.regnetkeras.core
 
+import com.google.gson.stream.JsonReader
+import com.google.gson.stream.JsonToken
+import java.io.IOException
+import java.io.StringReader
+
 /**
- * A small strict JSON reader (RFC 8259) for model metadata.
+ * Reads model metadata JSON (RFC 8259) into plain Kotlin values with Gson's strict streaming
+ * reader.
  *
- * The core module depends on nothing but the Kotlin standard library, so that it compiles and
- * tests with a bare kotlinc as well as inside the Android build (where org.json exists but
- * would tie this code to Android). Values come back as plain Kotlin types:
- * objects as Map<String, Any?> (keys in file order), arrays as List<Any?>, strings as String,
- * numbers as Double (parsed with Java's correctly rounded Double.parseDouble, the same
- * double Python's json module reads), true/false as Boolean and null as null.
+ * Values come back as objects: Map<String, Any?> (keys in file order), arrays: List<Any?>,
+ * strings: String, numbers: Double (Java's correctly rounded Double.parseDouble of the number's
+ * text, the same double Python's json module reads), true/false: Boolean, null: null. Gson does
+ * the tokenizing; this file adds what its tree API does not: duplicate keys and anything after
+ * the value are refused, and nesting is bounded.
  */
 object Json {
-    class ParseException(message: String, val offset: Int) :
-        IllegalArgumentException("$message at character $offset")
-
-    fun parse(text: String): Any? {
-        val reader = Reader(text)
-        reader.skipWhitespace()
-        val value = reader.readValue(0)
-        reader.skipWhitespace()
-        if (!reader.atEnd()) throw reader.error("unexpected text after the JSON value")
-        return value
-    }
+    class ParseException(message: String) : IllegalArgumentException(message)
 
     private const val MAX_DEPTH = 64
 
-    private class Reader(val text: String) {
-        var position = 0
+    /** Gson's advice to developers when strict parsing fails; the user sees "malformed JSON". */
+    private const val GSON_LENIENT_ADVICE = "Use JsonReader.setLenient(true) to accept malformed JSON"
 
-        fun atEnd(): Boolean = position >= text.length
-
-        fun error(message: String): ParseException = ParseException(message, position)
-
-        fun skipWhitespace() {
-            while (!atEnd()) {
-                val c = text[position]
-                if (c == ' ' || c == '\n' || c == '\r' || c == '\t') position++ else return
+    fun parse(text: String): Any? {
+        val reader = JsonReader(StringReader(text))
+        reader.isLenient = false
+        try {
+            val value = readValue(reader, 0)
+            if (reader.peek() != JsonToken.END_DOCUMENT) {
+                throw ParseException("unexpected text after the JSON value at ${reader.path}")
             }
+            return value
+        } catch (error: IOException) {
+            // MalformedJsonException and EOFException; the first line carries the position.
+            val message = (error.message ?: error.javaClass.simpleName).lineSequence().first()
+            throw ParseException(message.replace(GSON_LENIENT_ADVICE, "malformed JSON"))
+        } catch (error: IllegalStateException) {
+            throw ParseException(error.message ?: "malformed JSON")
         }
+    }
 
-        fun readValue(depth: Int): Any? {
-            if (depth > MAX_DEPTH) throw error("JSON nested deeper than $MAX_DEPTH levels")
-            if (atEnd()) throw error("unexpected end of JSON")
-            val c = text[position]
-            return when {
-                c == '{' -> readObject(depth)
-                c == '[' -> readArray(depth)
-                c == '"' -> readString()
-                c == '-' || (c in '0'..'9') -> readNumber()
-                text.startsWith("true", position) -> { position += 4; true }
-                text.startsWith("false", position) -> { position += 5; false }
-                text.startsWith("null", position) -> { position += 4; null }
-                else -> throw error("unexpected character '$c'")
+    private fun readValue(reader: JsonReader, depth: Int): Any? {
+        if (depth > MAX_DEPTH) throw ParseException("JSON nested deeper than $MAX_DEPTH levels at ${reader.path}")
+        return when (reader.peek()) {
+            JsonToken.BEGIN_OBJECT -> readObject(reader, depth)
+            JsonToken.BEGIN_ARRAY -> readArray(reader, depth)
+            JsonToken.STRING -> reader.nextString()
+            // nextString() returns a number's own text, so no Gson conversion rounds it first.
+            JsonToken.NUMBER -> java.lang.Double.parseDouble(reader.nextString())
+            JsonToken.BOOLEAN -> reader.nextBoolean()
+            JsonToken.NULL -> {
+                reader.nextNull()
+                null
             }
+            else -> throw ParseException("expected a value at ${reader.path}")
         }
+    }
 
-        private fun expect(c: Char) {
-            if (atEnd() || text[position] != c) throw error("expected '$c'")
-            position++
+    private fun readObject(reader: JsonReader, depth: Int): Map<String, Any?> {
+        val result = LinkedHashMap<String, Any?>()
+        reader.beginObject()
+        while (reader.hasNext()) {
+            val key = reader.nextName()
+            if (result.containsKey(key)) throw ParseException("duplicate key \"$key\" at ${reader.path}")
+            result[key] = readValue(reader, depth + 1)
         }
+        reader.endObject()
+        return result
+    }
 
-        private fun readObject(depth: Int): Map<String, Any?> {
-            expect('{')
-            val result = LinkedHashMap<String, Any?>()
-            skipWhitespace()
-            if (!atEnd() && text[position] == '}') {
-                position++
-                return result
-            }
-            while (true) {
-                skipWhitespace()
-                if (atEnd() || text[position] != '"') throw error("expected a string key")
-                val key = readString()
-                if (result.containsKey(key)) throw error("duplicate key \"$key\"")
-                skipWhitespace()
-                expect(':')
-                skipWhitespace()
-                result[key] = readValue(depth + 1)
-                skipWhitespace()
-                if (atEnd()) throw error("unexpected end of JSON in an object")
-                when (text[position]) {
-                    ',' -> position++
-                    '}' -> { position++; return result }
-                    else -> throw error("expected ',' or '}'")
-                }
-            }
-        }
-
-        private fun readArray(depth: Int): List<Any?> {
-            expect('[')
-            val result = ArrayList<Any?>()
-            skipWhitespace()
-            if (!atEnd() && text[position] == ']') {
-                position++
-                return result
-            }
-            while (true) {
-                skipWhitespace()
-                result.add(readValue(depth + 1))
-                skipWhitespace()
-                if (atEnd()) throw error("unexpected end of JSON in an array")
-                when (text[position]) {
-                    ',' -> position++
-                    ']' -> { position++; return result }
-                    else -> throw error("expected ',' or ']'")
-                }
-            }
-        }
-
-        private fun readString(): String {
-            expect('"')
-            val builder = StringBuilder()
-            while (true) {
-                if (atEnd()) throw error("unterminated string")
-                val c = text[position++]
-                when {
-                    c == '"' -> return builder.toString()
-                    c == '\\' -> {
-                        if (atEnd()) throw error("unterminated escape")
-                        when (val escaped = text[position++]) {
-                            '"', '\\', '/' -> builder.append(escaped)
-                            'b' -> builder.append('\b')
-                            'f' -> builder.append('\u000C')
-                            'n' -> builder.append('\n')
-                            'r' -> builder.append('\r')
-                            't' -> builder.append('\t')
-                            'u' -> {
-                                if (position + 4 > text.length) throw error("short \\u escape")
-                                val hex = text.substring(position, position + 4)
-                                val code = hex.toIntOrNull(16) ?: throw error("bad \\u escape")
-                                builder.append(code.toChar())
-                                position += 4
-                            }
-                            else -> throw error("unknown escape '\\$escaped'")
-                        }
-                    }
-                    c < ' ' -> throw error("control character in a string")
-                    else -> builder.append(c)
-                }
-            }
-        }
-
-        private fun readNumber(): Double {
-            val start = position
-            if (text[position] == '-') position++
-            if (atEnd()) throw error("unexpected end of JSON in a number")
-            if (text[position] == '0') {
-                position++
-            } else {
-                if (text[position] !in '1'..'9') throw error("bad number")
-                skipDigits()
-            }
-            if (!atEnd() && text[position] == '.') {
-                position++
-                if (atEnd() || text[position] !in '0'..'9') throw error("bad fraction")
-                skipDigits()
-            }
-            if (!atEnd() && (text[position] == 'e' || text[position] == 'E')) {
-                position++
-                if (!atEnd() && (text[position] == '+' || text[position] == '-')) position++
-                if (atEnd() || text[position] !in '0'..'9') throw error("bad exponent")
-                skipDigits()
-            }
-            return java.lang.Double.parseDouble(text.substring(start, position))
-        }
-
-        private fun skipDigits() {
-            while (!atEnd() && text[position] in '0'..'9') position++
-        }
+    private fun readArray(reader: JsonReader, depth: Int): List<Any?> {
+        val result = ArrayList<Any?>()
+        reader.beginArray()
+        while (reader.hasNext()) result.add(readValue(reader, depth + 1))
+        reader.endArray()
+        return result
     }
 }

@@ -1,6 +1,7 @@
 package org.regnetkeras.core
 
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
 import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
@@ -38,17 +39,19 @@ class JsonTest {
 
     @Test
     fun refusesMalformedJsonWithThePosition() {
+        // Gson's strict reader finds these; the message keeps its line, column and JSON path.
         val bad = mapOf(
-            "[1, 2,]" to "unexpected character ']'",
-            "{\"a\": 1 \"b\": 2}" to "expected ',' or '}'",
-            "{\"a\": 1, \"a\": 2}" to "duplicate key",
-            "\"open" to "unterminated string",
-            "[01]" to "expected ',' or ']'",
-            "{} x" to "unexpected text after the JSON value",
-            "" to "unexpected end of JSON",
-            "[1.]" to "bad fraction",
-            "nul" to "unexpected character 'n'",
-            "\"tab\there\"" to "control character")
+            "[1, 2,]" to "malformed JSON at line 1 column 8 path \$[2]",
+            "{\"a\": 1 \"b\": 2}" to "Unterminated object at line 1 column 10",
+            "\"open" to "Unterminated string",
+            "[01]" to "malformed JSON at line 1 column 2",
+            "" to "End of input at line 1 column 1",
+            "[1.]" to "malformed JSON",
+            "nul" to "malformed JSON",
+            "[NaN]" to "malformed JSON",
+            "{'a': 1}" to "malformed JSON",
+            "{\"a\": 1} // comment" to "malformed JSON",
+            "[\"\\x\"]" to "Invalid escape sequence")
         for ((text, expected) in bad) {
             try {
                 Json.parse(text)
@@ -56,7 +59,25 @@ class JsonTest {
             } catch (error: Json.ParseException) {
                 val message = error.message ?: ""
                 assertTrue("$text: $message", message.contains(expected))
-                assertTrue(message.contains("at character"))
+                assertFalse("$text: $message", message.contains("setLenient"))
+            }
+        }
+    }
+
+    @Test
+    fun refusesDuplicateKeysTrailingTextAndDeepNesting() {
+        // Gson's JsonObject would keep the last of two equal keys; this reader refuses them.
+        val bad = mapOf(
+            "{\"a\": 1, \"a\": 2}" to "duplicate key \"a\"",
+            "{} x" to "malformed JSON at line 1 column 5",
+            "[1] [2]" to "malformed JSON at line 1 column 6",
+            "[".repeat(70) + "]".repeat(70) to "nested deeper than 64 levels")
+        for ((text, expected) in bad) {
+            try {
+                Json.parse(text)
+                fail("accepted $text")
+            } catch (error: Json.ParseException) {
+                assertTrue("$text: ${error.message}", (error.message ?: "").contains(expected))
             }
         }
     }
