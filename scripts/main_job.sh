@@ -10,5 +10,6 @@ run_dir="${1:-runs/fashion_mnist}"
 
 python3 -m tools.train --model_dir "$run_dir"
 python3 -m tools.qat --model_dir "$run_dir"
-python3 -m tools.convert --model "$run_dir" --android_assets android_demo/app/src/main/assets
+python3 -m tools.convert --model "$run_dir" --android_assets android_demo/app/src/main/assets \
+  --web_assets web_demo/models
 echo "main job done: run, reports and models in $run_dir; TFLite files in $run_dir/tflite"
