@@ -14,7 +14,10 @@ debian_packages=(
   kotlin                 # kotlinc 1.3: compiles the Android demo's core module for its JUnit tests
   junit4                 # JUnit 4 (+ hamcrest) for those tests
   libgoogle-gson-java    # Gson 2.10, the core module's JSON reader (the app takes 2.10 from Maven Central)
+  chromium               # headless browser of the web demo's end-to-end test (/usr/lib/chromium)
 )
+# Node and npm for the web demo (its tests and LiteRT.js); an existing Node (>= 18) is kept.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || debian_packages+=(nodejs npm)
 create_venv=false
 if python_is_externally_managed; then
   create_venv=true
@@ -45,6 +48,8 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -r requirements-test.txt
 python3 -m pip install -q --disable-pip-version-check --no-deps -e .
+# The web demo's pinned LiteRT.js and puppeteer-core (web_demo/package-lock.json).
+(cd web_demo && npm ci --no-audit --no-fund)
 if [ -n "${VIRTUAL_ENV:-}" ] && [ "$VIRTUAL_ENV" = "$project_venv" ]; then
   echo "set-up done; scripts/*.sh use $project_venv by themselves. To run the tools by hand:" \
        "source .venv/bin/activate"

@@ -28,9 +28,10 @@ def test_qat_then_convert_writes_verified_variants_with_metadata(trained_run, tm
     summary = json.load(open(os.path.join(trained_run, "qat", "qat.json")))
     assert summary["float_layers"] == [] and summary["quantized_layers"] > 20
 
-    assets = str(tmp_path / "assets")
+    assets, web_assets = str(tmp_path / "assets"), str(tmp_path / "web_models")
     converted = run([sys.executable, "-m", "tools.convert", "--model", trained_run,
-                     "--representative_images", "64", "--android_assets", assets])
+                     "--representative_images", "64", "--android_assets", assets,
+                     "--web_assets", web_assets])
     assert converted.returncode == 0, converted.stderr[-3000:]
     report = json.load(open(os.path.join(trained_run, "tflite", "report.json")))
     rows = {row["variant"]: row for row in report["variants"]}
@@ -53,6 +54,17 @@ def test_qat_then_convert_writes_verified_variants_with_metadata(trained_run, tm
     assert sorted(os.listdir(assets)) == sorted(
         f"run_{v}{suffix}" for v in ("float32", "int8", "qat") for suffix in (".json", ".tflite"))
     assert "top-1" in converted.stdout and "qat" in converted.stdout
+    index = json.load(open(os.path.join(web_assets, "models.json")))["models"]
+    assert [(m["name"], m["variant"]) for m in index] == [(f"run_{v}", v) for v in
+                                                         ("float32", "int8", "qat")]
+    assert index[1]["bytes"] == os.path.getsize(os.path.join(web_assets, "run_int8.tflite"))
+    # Every variant, the QAT one (converted by tf-keras) included, takes and gives one image.
+    from regnet_keras.lite import export
+    for variant in VARIANTS:
+        with open(os.path.join(trained_run, "tflite", f"run_{variant}.tflite"), "rb") as f:
+            runtime = export.interpreter(f.read())
+        assert list(runtime.get_input_details()[0]["shape_signature"]) == [1, 32, 32, 3], variant
+        assert list(runtime.get_output_details()[0]["shape_signature"]) == [1, 10], variant
 
     # tools.evaluate scores a .tflite on LiteRT like the conversion report did, normalising
     # the float file's input as its metadata says.

@@ -48,6 +48,15 @@ def test_every_variant_keeps_one_conv_2d_per_convolution_and_builtin_ops(model, 
         assert export.op_counts(content)["CONV_2D"] == convolutions
 
 
+def test_every_variant_takes_and_gives_one_image(converted):
+    # LiteRT.js checks shapes exactly: a [-1, 32, 32, 3] signature refuses a [1, 32, 32, 3] tensor.
+    assert set(converted) == set(export.VARIANTS) - {"qat"}  # qat: test_convert_tools
+    for variant, content in converted.items():
+        runtime = export.interpreter(content)
+        assert list(runtime.get_input_details()[0]["shape_signature"]) == [1, *SHAPE], variant
+        assert list(runtime.get_output_details()[0]["shape_signature"]) == [1, 4], variant
+
+
 def test_sizes_shrink_with_bytes_per_weight(model, converted):
     # Exact ratios need real models (tools.benchmark reports them); a tiny model's file is
     # dominated by its graph, so only the order is certain here.

@@ -4,6 +4,7 @@
         [--variants float32,float16,dynamic,int8,int8_per_tensor,qat]
         [--representative_images 300]
         [--input_type uint8] [--output_type float32] [--android_assets android_demo/app/src/main/assets]
+        [--web_assets web_demo/models]
 
 --model is a tools.train run directory (its best.keras, run.json and, after tools.qat, its
 qat/ weights) or a .keras file with the run.json of its run beside it. For every variant
@@ -51,10 +52,14 @@ flags.DEFINE_enum("normalization", "app", ["app", "model"], "Float variants of m
 flags.DEFINE_integer("eval_images", 0, "Held-out images to score each variant on (0: all).")
 flags.DEFINE_string("android_assets", None, "Also copy the float32, int8 and qat files with "
                     "their metadata here (the Android demo's assets folder).")
+flags.DEFINE_string("web_assets", None, "Also copy the float32, int8 and qat files with their "
+                    "metadata here and list them in its models.json (the web demo's models "
+                    "folder, web_demo/models).")
 flags.DEFINE_string("worker", None, "Internal: convert one variant in this process.")
 
 FLOAT_TOLERANCE = 1e-4
-ANDROID_VARIANTS = ("float32", "int8", "qat")
+# The variants the demo apps (Android, web) bundle.
+APP_VARIANTS = ("float32", "int8", "qat")
 # int8_per_tensor is asked for by name: it may trade accuracy for size.
 DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8", "qat")
 
@@ -203,13 +208,17 @@ def main(argv):
     for row in rows:
         print(f"{row['variant']:15s} {row['bytes'] / 1024:9.1f} {row['top1']:7.4f} "
               f"{row['top5']:7.4f} {row['agreement']:9.4f}  {row['file']}")
-    if FLAGS.android_assets:
-        os.makedirs(FLAGS.android_assets, exist_ok=True)
-        for variant in (v for v in variants if v in ANDROID_VARIANTS):
+    for kind, assets in (("Android", FLAGS.android_assets), ("web", FLAGS.web_assets)):
+        if not assets:
+            continue
+        os.makedirs(assets, exist_ok=True)
+        for variant in (v for v in variants if v in APP_VARIANTS):
             for suffix in (".tflite", ".json"):
                 shutil.copy(os.path.join(output_dir, _file_stem(run_dir, variant) + suffix),
-                            FLAGS.android_assets)
-        print(f"Android assets: {FLAGS.android_assets}")
+                            assets)
+        if kind == "web":
+            export.write_model_index(assets)
+        print(f"{kind} assets: {assets}")
 
 
 if __name__ == "__main__":

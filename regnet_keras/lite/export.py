@@ -14,6 +14,10 @@ into the stem for free (ImageNet mean/std) leave it to the app, which applies th
 and std while it turns pixels into the float input tensor anyway; this saves a pass over the
 input image. Integer files always normalise in the graph, because their input is the pixel.
 
+Every file takes and gives one image at a time: its input and output signatures have batch 1
+([1, height, width, 3] and [1, classes]), the static shape the runtimes on phones and in browsers
+check exactly (LiteRT.js refuses a tensor of [1, 32, 32, 3] for a signature of [-1, 32, 32, 3]).
+
 The metadata is a JSON file beside each .tflite (`<name>.json`), described in
 docs/MODEL_METADATA.md; the Android demo reads exactly that.
 """
@@ -88,10 +92,38 @@ def check_representative_images(images, input_shape) -> np.ndarray:
     return images
 
 
-def tflite_converter(model, variant: str, representative_images=None):
-    """A TFLiteConverter for `model` set up for `variant`, builtin ops only (no checks)."""
+def _is_tf_keras(model) -> bool:
+    return type(model).__module__.startswith("tf_keras")
+
+
+def _converter_for_one_image(model):
+    """A TFLiteConverter that traces `model` on a batch of one image.
+
+    Keras 3's export takes the batch from the model's input, so the model is re-rooted on an
+    input of batch 1 (its layers shared, not copied). tf-keras' SavedModel export makes every
+    batch dynamic whatever the input says, so a tf-keras model (QAT, keras.applications) is
+    traced as a concrete function of batch 1 instead; Keras 3 models cannot take that route,
+    because their variables would stay unfrozen READ_VARIABLE ops.
+    """
     import tensorflow as tf
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    input_shape = tuple(model.inputs[0].shape[1:])
+    if _is_tf_keras(model):
+        function = tf.function(lambda images: model(images, training=False))
+        traced = function.get_concrete_function(
+            tf.TensorSpec((1, *input_shape), model.inputs[0].dtype, name="images"))
+        return tf.lite.TFLiteConverter.from_concrete_functions([traced], model)
+    if model.inputs[0].shape[0] != 1:
+        import keras
+        inputs = keras.Input(shape=input_shape, batch_size=1, dtype=model.inputs[0].dtype)
+        model = keras.models.clone_model(model, input_tensors=inputs,
+                                         clone_function=lambda layer: layer)
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def tflite_converter(model, variant: str, representative_images=None):
+    """A TFLiteConverter for `model` set up for `variant`, builtin ops only, batch 1 (no checks)."""
+    import tensorflow as tf
+    converter = _converter_for_one_image(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -349,6 +381,29 @@ def read_metadata(tflite_path: str) -> dict | None:
         record = json.load(file)
     image_preprocessing.check_metadata(record)  # the app's own rules, field named on failure
     return record
+
+
+MODEL_INDEX = "models.json"
+
+
+def write_model_index(directory: str) -> str:
+    """Lists every NAME.tflite of `directory` that has its NAME.json in `directory`/models.json
+    ({"models": [{name, variant, tflite, metadata, bytes}]}, by name): the web demo's model
+    picker reads it, since a static page cannot list a folder."""
+    models = []
+    for name in sorted(os.listdir(directory)):
+        base, extension = os.path.splitext(name)
+        if extension != ".tflite" or not os.path.isfile(os.path.join(directory, base + ".json")):
+            continue
+        record = read_metadata(os.path.join(directory, name))
+        models.append({"name": base, "variant": record["variant"], "tflite": name,
+                       "metadata": base + ".json",
+                       "bytes": os.path.getsize(os.path.join(directory, name))})
+    path = os.path.join(directory, MODEL_INDEX)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"models": models}, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def normalization_of(record: dict | None):
