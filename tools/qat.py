@@ -8,7 +8,8 @@ and writes RUN/qat/qat_weights.h5 with RUN/qat/float_weights.h5 (the QAT model, 
 regnet_keras.lite.quantization.load_qat_model; `python -m tools.convert --model RUN` turns it into the
 `qat` TFLite variant) and RUN/qat/qat.json. tfmot needs tf-keras: the work runs
 in a child process started with TF_USE_LEGACY_KERAS=1, on the same architecture rebuilt from a
-regnet_keras weights file.
+regnet_keras weights file. A run directory that another live tools.train or tools.qat is using
+is refused at once (regnet_keras.training.run_lock).
 """
 
 import json
