@@ -188,7 +188,8 @@ def _fine_tune_command(model_dir, data_dir, weights):
 
 
 @pytest.mark.parametrize("phase,kill_after_step", [
-    ("frozen", 2), pytest.param("whole", 6, marks=pytest.mark.slow)])
+    pytest.param("frozen", 2, marks=pytest.mark.slow),
+    pytest.param("whole", 6, marks=pytest.mark.slow)])
 def test_sigkill_in_each_phase_resumes_to_the_same_final_step_count(
         phase, kill_after_step, source_weights, three_classes, tmp_path):
     model_dir = tmp_path / phase
@@ -216,3 +217,14 @@ def test_sigkill_in_each_phase_resumes_to_the_same_final_step_count(
     assert f"optimizer steps: {STEPS_PER_EPOCH * EPOCHS}" in resumed.stdout
     info = json.loads((model_dir / "run.json").read_text())
     assert info["status"] == "finished" and info["optimizer_steps"] == STEPS_PER_EPOCH * EPOCHS
+
+
+def test_finetune_job_needs_a_data_directory_and_main_job_is_unchanged(tmp_path):
+    job = os.path.join(REPO, "scripts", "finetune_job.sh")
+    for arguments in ([], [str(tmp_path / "missing")]):
+        result = subprocess.run(["bash", job, *arguments], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and "usage: scripts/finetune_job.sh DATA_DIR" in \
+            result.stderr
+    main_job = open(os.path.join(REPO, "scripts", "main_job.sh")).read()
+    assert "tools.train --model_dir" in main_job and "finetune" not in main_job
