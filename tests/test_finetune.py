@@ -116,6 +116,7 @@ def test_the_frozen_phase_leaves_the_backbone_and_its_bn_statistics_unchanged(
                            initial.get_layer(layer_names.LOGITS).kernel.numpy())
 
 
+@pytest.mark.slow
 def test_freeze_bn_keeps_bn_statistics_while_the_convolutions_train(
         source_weights, three_classes, tmp_path):
     model_dir = tmp_path / "freeze_bn"
