@@ -19,6 +19,7 @@ from regnet_keras.training import pretrained as pretrained_lib
 from regnet_keras.training import run_lock
 from regnet_keras.weights import h5 as weights_h5
 from tests.conftest import REPO
+from tests.test_weights import weights_server  # noqa: F401 - a fixture used below
 from tests.training_helpers import environment, run, write_image_folder
 
 TINY = RegNetConfig(w0=8, wa=8, wm=2, depth=4, group_width=8)
@@ -229,3 +230,28 @@ def test_finetune_job_needs_a_data_directory_and_main_job_is_unchanged(tmp_path)
             result.stderr
     main_job = open(os.path.join(REPO, "scripts", "main_job.sh")).read()
     assert "tools.train --model_dir" in main_job and "finetune" not in main_job
+
+
+@pytest.mark.slow
+def test_imagenet_and_keras_applications_files_give_their_backbone_padding_and_scaling(
+        weights_server, keras_applications_references, tmp_path, monkeypatch):
+    url, requests = weights_server
+    full = os.path.join(keras_applications_references, "regnetx002.h5")
+    monkeypatch.setenv(weights_h5.WEIGHTS_URL_ENVIRONMENT, url)
+    monkeypatch.setenv(weights_h5.CACHE_DIR_ENVIRONMENT, str(tmp_path))
+    monkeypatch.setitem(weights_h5.KERAS_APPLICATIONS_SHA256, "RegNetX002", (
+        pretrained_lib.file_sha256(full), "unused"))
+    with pytest.raises(pretrained_lib.PretrainedWeightsError, match="--model RegNetX002"):
+        pretrained_lib.resolve(full)
+    stored = weights_h5.open_weights_file(full).tensors
+    for name, kind in (("imagenet", "imagenet"), (full, "keras.applications")):
+        pretrained = pretrained_lib.resolve(name, model="RegNetX002")
+        assert (pretrained.kind, pretrained.model, pretrained.classes) == (
+            kind, "RegNetX002", 1000)
+        config = training.with_pretrained(_config("x", None, model="RegNetX002"), pretrained)
+        assert (config.padding, config.preprocessing) == ("same", "unit")
+        model = training.build_model(config, 5)
+        assert pretrained_lib.load_backbone(model, pretrained) is False
+        np.testing.assert_array_equal(model.get_layer(layer_names.STEM_CONV).kernel.numpy(),
+                                      stored[layer_names.STEM_CONV]["kernel"])
+    assert requests == ["/regnetx002.h5"]
