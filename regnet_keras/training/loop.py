@@ -127,7 +127,8 @@ def with_pretrained(config: TrainConfig, pretrained) -> TrainConfig:
     if pretrained is None:
         if config.model is None:
             raise ValueError("no model: pass --model (or a design), or --weights to start from.")
-        return config
+        return dataclasses.replace(config, padding=config.padding or "symmetric",
+                                   preprocessing=config.preprocessing or "imagenet")
     for name, wanted in (("padding", pretrained.padding),
                          ("preprocessing", pretrained.preprocessing)):
         given = getattr(config, name)
