@@ -52,6 +52,8 @@ LOG_DIR = "logs"
 IDENTITY_KEYS = ("model", "dataset", "data_dir", "image_size", "num_classes", "class_names",
                  "preprocessing", "batch_size", "epochs", "seed", "weights", "freeze_epochs",
                  "freeze_bn")
+# What runs written before fine-tuning existed mean by the keys they lack.
+IDENTITY_DEFAULTS = {"weights": None, "freeze_epochs": 0.0, "freeze_bn": False}
 CLASS_WEIGHTINGS = ("balanced",)
 
 
@@ -233,8 +235,10 @@ def check_model_dir(model_dir, identity: dict):
                 f"model_dir={model_dir!r} holds checkpoints or models but no {RUN_FILE}, so "
                 "they cannot be matched to this run; pass another --model_dir.")
         return None
-    differences = [f"{key}: {previous.get(key)!r} there, {identity.get(key)!r} now"
-                   for key in IDENTITY_KEYS if previous.get(key) != identity.get(key)]
+    differences = [
+        f"{key}: {previous.get(key, IDENTITY_DEFAULTS.get(key))!r} there, "
+        f"{identity.get(key)!r} now" for key in IDENTITY_KEYS
+        if previous.get(key, IDENTITY_DEFAULTS.get(key)) != identity.get(key)]
     if differences:
         raise RunDirectoryError(
             f"model_dir={model_dir!r} holds another run (" + "; ".join(differences) +
