@@ -116,11 +116,11 @@ def test_image_folder_with_held_out_files_and_mixed_formats(tmp_path):
 
 
 def test_image_folder_with_train_and_test_trees(tmp_path):
-    write_image_folder(tmp_path / "train", per_class=4)
+    write_image_folder(tmp_path / "train", per_class=5)
     write_image_folder(tmp_path / "test", per_class=2)
     source = data.open_source("folder", str(tmp_path))
     assert source.held_out_name == "test"
-    assert (source.train.num_examples, source.held_out.num_examples) == (12, 6)
+    assert (source.train.num_examples, source.held_out.num_examples) == (15, 6)
 
 
 def test_corrupt_images_are_an_error_or_skipped_and_counted(tmp_path):
@@ -140,7 +140,7 @@ def test_empty_class_folder_and_empty_or_missing_data_dir(tmp_path):
     root = write_image_folder(tmp_path / "images")
     os.makedirs(tmp_path / "images" / "emu")
     (tmp_path / "images" / "emu" / "notes.txt").write_text("no images here")
-    with pytest.raises(data.DataError, match="emu.*holds no JPEG/PNG images"):
+    with pytest.raises(data.DataError, match="emu.*holds no images"):
         data.open_source("folder", root)
     os.makedirs(tmp_path / "empty")
     with pytest.raises(data.DataError, match="holds no class folders"):

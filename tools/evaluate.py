@@ -20,6 +20,8 @@ from regnet_keras.training import data as data_lib
 from tools import cli
 
 FLAGS = flags.FLAGS
+# Confusion matrices up to this many classes are printed whole; larger ones as summaries.
+CONFUSION_ROWS_PRINTED = 20
 flags.DEFINE_string("model", None, "The .keras or .tflite model file to evaluate.",
                     required=True)
 flags.DEFINE_string("dataset", None, "Dataset name ('fashion_mnist', 'folder' or a "
@@ -80,11 +82,23 @@ def main(argv):
         raise app.UsageError(str(error))
     print(f"{model_path} on {report['dataset']} ({report['split']}, {report['examples']} "
           f"images): top-1 {report['top1']:.4f} top-5 {report['top5']:.4f}")
+    print(f"balanced accuracy (mean of per-class accuracies) {report['balanced_accuracy']:.4f}")
     names = report["class_names"]
     width = max(len(n) for n in names)
-    print("confusion matrix (rows: true, columns: predicted):")
-    for name, row in zip(names, report["confusion_matrix"]):
-        print(f"  {name:>{width}} " + " ".join(f"{v:5d}" for v in row))
+    if len(names) <= CONFUSION_ROWS_PRINTED:
+        print("confusion matrix (rows: true, columns: predicted):")
+        for name, row in zip(names, report["confusion_matrix"]):
+            print(f"  {name:>{width}} " + " ".join(f"{v:5d}" for v in row))
+    else:
+        # A wide matrix wraps into noise on a terminal: the weakest classes and the most
+        # confused pairs instead (the whole matrix is in the report and the PNG).
+        print(f"weakest classes of {len(names)} (accuracy, examples):")
+        for row in report["per_class"][:CONFUSION_ROWS_PRINTED]:
+            accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
+            print(f"  {row['class']:>{width}} {accuracy:>6} {row['examples']:6d}")
+        print("most confused (true -> predicted: examples):")
+        for pair in report["most_confused"]:
+            print(f"  {pair['true']} -> {pair['predicted']}: {pair['examples']}")
     print(f"report: {report['report_path']}")
     print(f"confusion matrix PNG: {report['confusion_matrix_png']}")
 

@@ -8,7 +8,8 @@ and writes RUN/qat/qat_weights.h5 with RUN/qat/float_weights.h5 (the QAT model, 
 regnet_keras.lite.quantization.load_qat_model; `python -m tools.convert --model RUN` turns it into the
 `qat` TFLite variant) and RUN/qat/qat.json. tfmot needs tf-keras: the work runs
 in a child process started with TF_USE_LEGACY_KERAS=1, on the same architecture rebuilt from a
-regnet_keras weights file.
+regnet_keras weights file. A run directory that another live tools.train or tools.qat is using
+is refused at once (regnet_keras.training.run_lock).
 """
 
 import json
@@ -69,16 +70,16 @@ def _fine_tune(info, output_dir):
     strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
                 else tf.distribute.get_strategy())
     image_size = int(info["image_size"])
-    source = data_lib.open_source(info.get("dataset", data_lib.DEFAULT_DATASET),
-                                  info.get("data_dir"),
-                                  holdout_fraction=info.get("holdout_fraction", 0.1),
-                                  corrupt_images=info.get("corrupt_images", "skip"))
+    source = data_lib.source_of_run(info)
     # The run's own augmentation; runs that did not record it get flips only, since heavy
     # augmentation only drags a fine-tuning away from what the model learned.
     augmentation = data_lib.Augmentation(**info.get("augmentation", MILD_AUGMENTATION))
     pipeline = data_lib.TrainPipeline(source, image_size, augmentation,
                                       seed=int(info.get("seed", 0)) + 1)
     steps_per_epoch = pipeline.steps_per_epoch(FLAGS.batch_size)
+    if steps_per_epoch < 1:
+        raise app.UsageError(f"batch_size={FLAGS.batch_size} is larger than the "
+                             f"{source.train.num_examples} training images; lower --batch_size.")
     peak_lr = FLAGS.lr or 0.01 * schedule.scaled_learning_rate(FLAGS.batch_size)
     with strategy.scope():
         model = quantization.rebuild_from_weights(os.path.join(output_dir, FLOAT_WEIGHTS),
@@ -121,8 +122,13 @@ def main(argv):
     info, model_path = _run_info(FLAGS.model_dir)
     output_dir = os.path.join(FLAGS.model_dir, QAT_DIRECTORY)
     if FLAGS.worker:
-        _fine_tune(info, output_dir)
+        _fine_tune(info, output_dir)  # the parent holds the run directory's lock
         return
+    from regnet_keras.training import run_lock
+    try:
+        run_lock.acquire(FLAGS.model_dir)
+    except run_lock.RunDirectoryInUseError as error:
+        raise app.UsageError(str(error))
     os.makedirs(output_dir, exist_ok=True)
     _export_float_weights(model_path, os.path.join(output_dir, FLOAT_WEIGHTS))
     environment = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")

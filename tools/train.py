@@ -5,6 +5,8 @@
     python -m tools.train --model RegNetY016 --dataset folder --data_dir ~/photos \\
         --image_size 224 --batch_size 64 --epochs 100
     python -m tools.train --w0 24 --wa 36.44 --wm 2.49 --depth 13 --group_width 8 ...
+    python -m tools.train --preset finetune --weights imagenet --model RegNetY002 \
+        --dataset folder --data_dir ~/photos         # fine-tune (docs/FINETUNING.md)
 
 Running the same command again after an interruption (even SIGKILL) resumes from the last
 checkpoint in --model_dir. `--helpfull` lists every flag.
@@ -17,6 +19,7 @@ from absl import app, flags
 from regnet_keras.design_space import AnyNetConfig
 from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
+from regnet_keras.training import run_lock
 from tools import cli
 
 FLAGS = flags.FLAGS
@@ -43,6 +46,14 @@ PRESETS = {
     "reference": dict(model="RegNetX002", image_size=224, batch_size=128, epochs=100,
                       warmup_epochs=5.0, label_smoothing=0.0, min_crop_area=0.08,
                       eval_crop_fraction=0.875),
+    # Fine-tuning a pretrained backbone (--weights) on a few hundred images of one's own, with
+    # the values that won docs/FINETUNING.md's measurement: the whole network from the first
+    # step at the scratch rate (0.1 per 128 images) with a 1-epoch warmup, 12 epochs, crops of
+    # at least a quarter of the image. A classifier-only phase first (--freeze_epochs 2) and a
+    # quarter of the rate both measured worse there. image_size: the 224 of ImageNet weights.
+    "finetune": dict(model=None, image_size=224, batch_size=32, epochs=12, freeze_epochs=0.0,
+                     warmup_epochs=1.0, label_smoothing=0.1, weight_decay=5e-5,
+                     min_crop_area=0.25, eval_crop_fraction=0.875),
 }
 
 flags.DEFINE_enum("preset", "quick", list(PRESETS),
@@ -50,9 +61,31 @@ flags.DEFINE_enum("preset", "quick", list(PRESETS),
                   "widths, first stage stride 1) on Fashion-MNIST at 32x32, 5 epochs (the main "
                   "job, see README). long: the same network, 40 epochs, mild crops, random "
                   "erasing, weight decay 5e-4 (94.0-94.1%, see README). "
-                  "reference: the paper's ImageNet recipe (RegNetX002, 224x224, 100 epochs).")
+                  "reference: the paper's ImageNet recipe (RegNetX002, 224x224, 100 epochs). "
+                  "finetune: with --weights, classifier-only epochs on the frozen backbone, "
+                  "then the whole network at a lower rate (docs/FINETUNING.md).")
 flags.DEFINE_string("model", None, "Zoo model name (RegNetX002 ... RegNetY320). Ignored when "
-                    "--w0 or --stage_widths is given. Default: the preset's design.")
+                    "--w0 or --stage_widths is given. Default: the preset's design, or with "
+                    "--weights the design W carries.")
+flags.DEFINE_string("weights", None, "Start from pretrained weights W (fine-tuning): "
+                    "'imagenet' (keras.applications' file of --model), a regnet_keras weights "
+                    "file, a keras.applications RegNet .h5 file (with --model), a .keras model "
+                    "or a finished run directory. The backbone comes from W, the classifier too "
+                    "when the class count matches; padding and normalisation follow W. Read "
+                    "only when the run starts, never on resume.")
+flags.DEFINE_float("freeze_epochs", None, "With --weights: epochs that train only the new "
+                   "classifier, the backbone and its BN statistics frozen, before the whole "
+                   "network trains.")
+flags.DEFINE_float("head_lr", None, "Learning rate of those classifier-only epochs. Default: "
+                   "0.1 per 128 images of the global batch.")
+flags.DEFINE_bool("freeze_bn", False, "Keep every BatchNormalization layer in inference mode "
+                  "with its scale and offset fixed (small datasets).")
+flags.DEFINE_enum("class_weights", None, ["balanced"], "Weight each example's loss by "
+                  "n / (classes x n_class) so that rare classes count as much as common ones.")
+flags.DEFINE_integer("min_images_per_class", None, "Image folders: classes with fewer images "
+                     "are refused by name. Default: 5.")
+flags.DEFINE_enum("padding", None, ["symmetric", "same"], "Padding geometry of strided "
+                  "convolutions. Default: W's, else symmetric (pycls).")
 flags.DEFINE_integer("w0", None, "RegNet design: initial width (a multiple of 8). Giving it "
                      "builds RegNetConfig(w0, wa, wm, depth, group_width, se_ratio) instead of "
                      "--model.")
@@ -74,7 +107,8 @@ flags.DEFINE_list("stage_strides", None, "AnyNet design: stride (1 or 2) of each
                   "block. Default: 2 everywhere.")
 flags.DEFINE_string("dataset", None, "'fashion_mnist' (the embedded default: Debian's "
                     "dataset-fashion-mnist, else tensorflow-datasets), 'folder' (--data_dir with "
-                    "one sub-folder of JPEG/PNG images per class) or any tensorflow-datasets "
+                    "one sub-folder of images per class, nested folders allowed; JPEG, PNG, "
+                    "GIF, BMP, WebP) or any tensorflow-datasets "
                     "name (imagenet2012, imagenette, cifar10...).")
 flags.DEFINE_string("data_dir", None, "Where the data is: the image folder, the directory of "
                     "Fashion-MNIST IDX files, or the tensorflow-datasets data directory.")
@@ -92,7 +126,7 @@ flags.DEFINE_float("lr", None, "Peak learning rate. Default: 0.1 per 128 images 
 flags.DEFINE_float("warmup_epochs", None, "Epochs of linear warmup from 0.1x the peak learning "
                    "rate; cosine decay to 0 follows.")
 flags.DEFINE_float("weight_decay", 5e-5, "L2 weight decay of convolution and classifier "
-                   "kernels (not BN or biases).")
+                   "kernels (not BN parameters or biases).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum (Nesterov).")
 flags.DEFINE_float("label_smoothing", None, "Label smoothing of the cross-entropy.")
 flags.DEFINE_float("min_crop_area", None, "Random-resized crop: smallest fraction of the image "
@@ -103,8 +137,8 @@ flags.DEFINE_float("erasing_probability", 0.0, "Random erasing: the fraction of 
                    "images in which a random rectangle (2-40% of the area) becomes noise.")
 flags.DEFINE_float("eval_crop_fraction", None, "Evaluation: resize the shorter side to "
                    "image_size / this, then center crop (0.875: 256 -> 224; 1.0: resize only).")
-flags.DEFINE_enum("preprocessing", "imagenet", ["imagenet", "unit"], "The model's input "
-                  "normalisation: ImageNet mean/std, or x/255.")
+flags.DEFINE_enum("preprocessing", None, ["imagenet", "unit"], "The model's input "
+                  "normalisation: ImageNet mean/std, or x/255. Default: W's, else imagenet.")
 flags.DEFINE_bool("mixed_precision", False, "Compute in float16 (GPU) or bfloat16 (CPU, TPU).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step. Off by default: XLA's "
                   "CPU grouped convolutions are orders of magnitude slower.")
@@ -156,14 +190,20 @@ def train_config_from_flags():
                              group_width=FLAGS.group_width, bottleneck=FLAGS.bottleneck,
                              se_ratio=FLAGS.se_ratio)
         model_label = f"regnet_w0{FLAGS.w0}_d{FLAGS.depth}"
-    else:
+    elif FLAGS.model is not None or not FLAGS.weights:
         model = _preset_value("model")
+        if model is None:
+            raise ValueError(f"preset {FLAGS.preset!r} has no model of its own: pass --weights "
+                             "(the design comes from W) or --model.")
         if isinstance(model, str):
             from regnet_keras import zoo
             model = zoo.get_entry(model).name  # unknown names: the error lists the valid ones
             model_label = model
         else:
             model_label = f"{FLAGS.preset}_anynet"
+    else:
+        model = None  # W's design
+        model_label = f"{FLAGS.preset}_from_{os.path.basename(os.path.normpath(FLAGS.weights))}"
     dataset = _preset_value("dataset") or data_lib.DEFAULT_DATASET
     image_size = _preset_value("image_size")
     if image_size is None or image_size < 32:
@@ -177,15 +217,21 @@ def train_config_from_flags():
         erasing_probability=_preset_value("erasing_probability"))
     return TrainConfig(
         model=model, dataset=dataset, data_dir=FLAGS.data_dir, image_size=image_size,
-        batch_size=_preset_value("batch_size"), epochs=_preset_value("epochs"), lr=FLAGS.lr,
+        batch_size=_preset_value("batch_size"), epochs=_preset_value("epochs"),
+        lr=_preset_value("lr"),
         warmup_epochs=_preset_value("warmup_epochs"), weight_decay=_preset_value("weight_decay"),
         label_smoothing=_preset_value("label_smoothing"), momentum=FLAGS.momentum,
         augmentation=augmentation, eval_crop_fraction=_preset_value("eval_crop_fraction"),
         holdout_fraction=FLAGS.holdout_fraction, corrupt_images=FLAGS.corrupt_images,
-        preprocessing=FLAGS.preprocessing, mixed_precision=FLAGS.mixed_precision,
+        preprocessing=FLAGS.preprocessing, padding=FLAGS.padding,
+        mixed_precision=FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile, model_dir=model_dir, seed=FLAGS.seed,
         checkpoint_every_steps=FLAGS.checkpoint_every_steps,
-        eval_batch_size=FLAGS.eval_batch_size, max_steps=FLAGS.max_steps, preset=FLAGS.preset)
+        eval_batch_size=FLAGS.eval_batch_size, max_steps=FLAGS.max_steps, preset=FLAGS.preset,
+        weights=FLAGS.weights, freeze_epochs=_preset_value("freeze_epochs") or 0.0,
+        head_lr=FLAGS.head_lr, freeze_bn=FLAGS.freeze_bn, class_weights=FLAGS.class_weights,
+        min_images_per_class=(FLAGS.min_images_per_class if FLAGS.min_images_per_class
+                              is not None else data_lib.MIN_IMAGES_PER_CLASS))
 
 
 def main(argv):
@@ -200,7 +246,8 @@ def main(argv):
     try:
         config = train_config_from_flags()
         result = training.train(config, strategy)
-    except (ValueError, data_lib.DataError) as error:
+    except (ValueError, OSError, run_lock.RunDirectoryInUseError) as error:
+        # ValueError covers DataError and the weights errors; OSError a failed W download.
         raise app.UsageError(str(error))
     print(f"optimizer steps: {result['optimizer_steps']}")
     print(f"weights sha256: {result['weights_sha256']}")
@@ -217,8 +264,8 @@ def main(argv):
     if FLAGS.evaluate:
         from regnet_keras.training import evaluation
         report = evaluation.evaluate_run(config.model_dir)
-        print(f"evaluation report: {report['report_path']} (confusion matrix: "
-              f"{report['confusion_matrix_png']})")
+        print(f"balanced accuracy {report['balanced_accuracy']:.4f}; evaluation report: "
+              f"{report['report_path']} (confusion matrix: {report['confusion_matrix_png']})")
     print(f"total wall time {time.time() - started:.0f} s")
 
 

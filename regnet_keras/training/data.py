@@ -5,8 +5,13 @@ Three kinds of source, all yielding uint8 images and integer labels:
 - "fashion_mnist" (the embedded default): the IDX files of Debian's dataset-fashion-mnist package
   (/usr/share/datasets/fashion-mnist, or `data_dir` if it holds IDX files), else
   tensorflow-datasets' fashion_mnist.
-- "folder": `data_dir` holds one sub-folder of JPEG/PNG files per class; `train/` plus `test/`,
-  `val/` or `validation/` sub-trees give the splits, else every k-th file of each class is held out.
+- "folder": `data_dir` holds one sub-folder per class, its images anywhere below it (nested
+  folders are part of their class); `train/` plus `test/`, `val/` or `validation/` sub-trees give
+  the splits, else every k-th file of each class is held out. JPEG (CMYK too), PNG (palette,
+  grayscale, 16-bit), GIF and WebP (first frame) and BMP are decoded by Pillow, turned upright by
+  their EXIF orientation, and composited on ALPHA_BACKGROUND where they are transparent. Hidden
+  files and folders and files of other types are skipped and counted; a class with fewer than
+  `min_images_per_class` images is refused by name before anything else happens.
 - any other tensorflow-datasets name, read from `data_dir` (tfds' default directory if None).
 
 Pipelines feed the model 0-255 RGB floats (the model normalises them itself); grayscale is
@@ -37,7 +42,11 @@ DEFAULT_DATASET = FASHION_MNIST
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+# Transparent pixels are composited on white, as image viewers and browsers show them.
+ALPHA_BACKGROUND = (255, 255, 255)
+# Fewer images than this in a class cannot be split and learned from; refused by name.
+MIN_IMAGES_PER_CLASS = 5
 TRAIN_SUBDIR = "train"
 HELD_OUT_SUBDIRS = ("test", "val", "validation")
 CORRUPT_POLICIES = ("error", "skip")
@@ -106,6 +115,8 @@ class Source:
     description: str
     skipped_files: tuple[str, ...] = ()
     tfds_builder: object = None
+    # Files of image folders left out: {"hidden": n, "not_images": n}.
+    ignored_files: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -117,7 +128,8 @@ class Source:
 
 
 def open_source(dataset: str = DEFAULT_DATASET, data_dir: str | None = None, *,
-                holdout_fraction: float = 0.1, corrupt_images: str = "error") -> Source:
+                holdout_fraction: float = 0.1, corrupt_images: str = "error",
+                min_images_per_class: int = MIN_IMAGES_PER_CLASS) -> Source:
     """Finds, checks and indexes a dataset; raises DataError naming the problem and the fix."""
     if corrupt_images not in CORRUPT_POLICIES:
         raise DataError(f"corrupt_images={corrupt_images!r} is invalid: choose one of "
@@ -132,7 +144,7 @@ def open_source(dataset: str = DEFAULT_DATASET, data_dir: str | None = None, *,
             raise DataError(f"data_dir={data_dir!r} does not exist: pass the directory holding "
                             "Fashion-MNIST's IDX files or a tensorflow-datasets data directory.")
     if dataset == FOLDER:
-        return _folder_source(data_dir, holdout_fraction, corrupt_images)
+        return _folder_source(data_dir, holdout_fraction, corrupt_images, min_images_per_class)
     return _tfds_source(dataset, data_dir, holdout_fraction)
 
 
@@ -203,41 +215,73 @@ def _list_class_folders(root):
         entries = sorted(os.listdir(root))
     except OSError as error:
         raise DataError(f"data_dir={root!r} cannot be read ({error.strerror}); pass a readable "
-                        "directory with one sub-folder of JPEG/PNG images per class.") from error
+                        "directory with one sub-folder of images per class.") from error
     classes = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not
                e.startswith(".")]
     if not classes:
         raise DataError(f"data_dir={root!r} holds no class folders: it needs one sub-folder of "
-                        "JPEG/PNG images per class (e.g. data_dir/cat/1.jpg, data_dir/dog/2.png).")
+                        "images per class (e.g. data_dir/cat/1.jpg, data_dir/dog/2.png).")
     return classes
 
 
-def _list_images(root, classes):
-    files, labels = [], []
+def _list_images(root, classes, min_images, ignored):
+    """Image files of each class folder (any depth, sorted), their labels; adds the files left
+    out to `ignored`. Every class with fewer than `min_images` is listed in one error."""
+    files, labels, too_few = [], [], []
     for label, name in enumerate(classes):
         folder = os.path.join(root, name)
-        try:
-            names = sorted(os.listdir(folder))
-        except OSError as error:
-            raise DataError(f"class folder {folder!r} cannot be read ({error.strerror}).") from error
-        images = [os.path.join(folder, n) for n in names
-                  if n.lower().endswith(IMAGE_EXTENSIONS) and
-                  os.path.isfile(os.path.join(folder, n))]
-        if not images:
-            raise DataError(f"class folder {folder!r} holds no JPEG/PNG images (extensions "
-                            f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder.")
+        images = []
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise DataError(f"class folder {folder!r} cannot be read; fix its permissions or "
+                            "remove it.")
+        for directory, subdirectories, names in os.walk(folder, followlinks=True):
+            ignored["hidden"] += sum(d.startswith(".") for d in subdirectories)
+            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+            for file_name in sorted(names):
+                path = os.path.join(directory, file_name)
+                if file_name.startswith("."):
+                    ignored["hidden"] += 1
+                elif file_name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(path):
+                    images.append(path)
+                else:
+                    ignored["not_images"] += 1
+        if len(images) < min_images:
+            too_few.append((name, folder, len(images)))
         files.extend(images)
         labels.extend([label] * len(images))
+    if too_few:
+        listed = "; ".join(f"class {name!r} ({folder}) holds "
+                           f"{'no images' if count == 0 else f'only {count} images'}"
+                           for name, folder, count in too_few)
+        raise DataError(f"{listed}. Each class needs at least {min_images} images "
+                        f"({', '.join(IMAGE_EXTENSIONS)}, in its folder or below): add images, "
+                        "remove the folder, or lower --min_images_per_class.")
     return files, labels
 
 
+def read_image(path) -> np.ndarray:
+    """An image file as an upright HxWx3 uint8 RGB array: EXIF orientation applied, the first
+    frame of animations, transparency composited on ALPHA_BACKGROUND."""
+    from PIL import Image, ImageOps
+    with Image.open(path) as image:
+        image.seek(0)
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(
+                Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,)), rgba)
+        elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # 16-bit grayscale: Pillow's convert would clip to 255 instead of scaling.
+            image = Image.fromarray((np.asarray(image, np.float64) / 257).round()
+                                    .clip(0, 255).astype(np.uint8))
+        return np.asarray(image.convert("RGB"))
+
+
 def _is_decodable(path) -> bool:
-    from PIL import Image
     try:
-        with Image.open(path) as image:
-            image.load()  # a full decode: catches truncated files that headers alone hide
+        read_image(path)  # a full decode: catches truncated files that headers alone hide
         return True
-    except Exception:  # PIL raises many types for broken files; any of them means unusable
+    except Exception:  # Pillow raises many types for broken files; any of them means unusable
         return False
 
 
@@ -254,13 +298,14 @@ def _check_images(files, labels, policy, root):
     return [f for f, _ in kept], [l for _, l in kept], corrupt
 
 
-def _folder_source(data_dir, holdout_fraction, corrupt_images) -> Source:
+def _folder_source(data_dir, holdout_fraction, corrupt_images, min_images) -> Source:
     if data_dir is None:
         raise DataError("dataset='folder' needs --data_dir: a directory with one sub-folder of "
-                        "JPEG/PNG images per class.")
+                        "images per class.")
     if not os.path.isdir(data_dir):
         raise DataError(f"data_dir={data_dir!r} is not a directory: pass a directory with one "
-                        "sub-folder of JPEG/PNG images per class.")
+                        "sub-folder of images per class.")
+    ignored = {"hidden": 0, "not_images": 0}
     held_out_dir = next((os.path.join(data_dir, d) for d in HELD_OUT_SUBDIRS
                          if os.path.isdir(os.path.join(data_dir, d))), None)
     train_dir = os.path.join(data_dir, TRAIN_SUBDIR)
@@ -270,12 +315,12 @@ def _folder_source(data_dir, holdout_fraction, corrupt_images) -> Source:
         if held_out_classes != classes:
             raise DataError(f"{held_out_dir} has classes {held_out_classes} but {train_dir} has "
                             f"{classes}: both splits need the same class folders.")
-        train_files, train_labels = _list_images(train_dir, classes)
-        test_files, test_labels = _list_images(held_out_dir, classes)
+        train_files, train_labels = _list_images(train_dir, classes, min_images, ignored)
+        test_files, test_labels = _list_images(held_out_dir, classes, 1, ignored)
         held_out_name = os.path.basename(held_out_dir)
     else:
         classes = _list_class_folders(data_dir)
-        files, labels = _list_images(data_dir, classes)
+        files, labels = _list_images(data_dir, classes, min_images, ignored)
         if not 0 < holdout_fraction < 1:
             raise DataError(f"holdout_fraction={holdout_fraction} is invalid: it must be in "
                             "(0, 1).")
@@ -308,7 +353,7 @@ def _folder_source(data_dir, holdout_fraction, corrupt_images) -> Source:
         held_out=Split(len(test_files), paths=tuple(test_files),
                        labels=np.asarray(test_labels, np.int32)),
         held_out_name=held_out_name, description=f"image folders in {data_dir}",
-        skipped_files=tuple(bad_train + bad_test))
+        skipped_files=tuple(bad_train + bad_test), ignored_files=ignored)
 
 
 def _tfds_source(name, data_dir, holdout_fraction) -> Source:
@@ -384,7 +429,8 @@ def _tfds_split(builder, split, shape) -> Split:
 
 def _decode_file(path):
     import tensorflow as tf
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = tf.numpy_function(lambda p: read_image(p.decode()), [path], tf.uint8,
+                              stateful=False)
     image.set_shape((None, None, 3))
     return image
 
@@ -582,10 +628,13 @@ def held_out_dataset(source: Source, image_size: int, crop_fraction: float,
 # The run.json interface
 
 
-def _source_of_run(run_info: dict) -> Source:
+def source_of_run(run_info: dict) -> Source:
+    """The data a run (the values of its run.json) trained and was evaluated on."""
     return open_source(run_info.get("dataset", DEFAULT_DATASET), run_info.get("data_dir"),
                        holdout_fraction=run_info.get("holdout_fraction", 0.1),
-                       corrupt_images=run_info.get("corrupt_images", "skip"))
+                       corrupt_images=run_info.get("corrupt_images", "skip"),
+                       min_images_per_class=run_info.get("min_images_per_class",
+                                                         MIN_IMAGES_PER_CLASS))
 
 
 def evaluation_dataset(run_info: dict, batch_size: int | None = None, source=None):
@@ -595,7 +644,7 @@ def evaluation_dataset(run_info: dict, batch_size: int | None = None, source=Non
     eval_crop_fraction, 0.875 if absent). Elements: (float32 0-255 RGB image of
     image_size x image_size x 3, int32 label), batched when batch_size is given.
     """
-    source = source or _source_of_run(run_info)
+    source = source or source_of_run(run_info)
     return held_out_dataset(source, int(run_info["image_size"]),
                             float(run_info.get("eval_crop_fraction", 0.875)), batch_size)
 
@@ -605,7 +654,7 @@ def calibration_dataset(run_info: dict, num_images: int, seed: int = 0, source=N
     evaluation preprocesses: float32 0-255 RGB images of image_size x image_size x 3, unbatched.
     For post-training quantization's representative dataset."""
     import tensorflow as tf
-    source = source or _source_of_run(run_info)
+    source = source or source_of_run(run_info)
     split = source.train
     count = min(int(num_images), split.num_examples)
     image_size = int(run_info["image_size"])

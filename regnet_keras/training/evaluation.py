@@ -1,5 +1,6 @@
-"""Evaluating a trained classifier (.keras, or .tflite on LiteRT): top-1, top-5 and a confusion
-matrix (PNG and JSON)."""
+"""Evaluating a trained classifier (.keras, or .tflite on LiteRT): top-1, top-5, per-class and
+balanced accuracy, the classes most often confused, and a confusion matrix (PNG and JSON) that
+stays readable with 50+ classes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,34 @@ from regnet_keras.training import data as data_lib
 
 REPORT_FILE = "report.json"
 CONFUSION_PNG = "confusion_matrix.png"
+# Above this many classes the PNG drops per-cell counts and shrinks its labels; above
+# MAX_FIGURE_PIXELS it lowers its resolution so that the file stays viewable.
+ANNOTATED_CLASSES = 20
+MAX_FIGURE_PIXELS = 4000
+MOST_CONFUSED = 10
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Recall of each true class (NaN for a class without examples)."""
+    rows = confusion.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(rows > 0, np.diag(confusion) / rows, np.nan)
+
+
+def balanced_accuracy(confusion: np.ndarray) -> float:
+    """Mean of the per-class accuracies over classes with examples (scikit-learn's
+    balanced_accuracy_score)."""
+    return float(np.nanmean(per_class_accuracy(confusion)))
+
+
+def most_confused(confusion: np.ndarray, class_names, count: int = MOST_CONFUSED) -> list:
+    """The largest off-diagonal cells: [{"true", "predicted", "examples"}], largest first."""
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:count]
+    pairs = [np.unravel_index(i, off.shape) for i in order]
+    return [{"true": class_names[t], "predicted": class_names[p], "examples": int(off[t, p])}
+            for t, p in pairs if off[t, p] > 0]
 
 
 class KerasFileError(InputError, ValueError):
@@ -45,18 +74,20 @@ def plot_confusion(confusion: np.ndarray, class_names, path: str, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     n = len(class_names)
-    size = max(5.0, 0.45 * n + 2)
+    size = max(5.0, 0.22 * n + 3)
+    dpi = min(120, int(MAX_FIGURE_PIXELS / (size + 1)))
+    label_size = 8 if n <= 30 else max(3, int(8 - n / 20))
     figure, axes = plt.subplots(figsize=(size + 1, size))
     rows = confusion.sum(1, keepdims=True)
     normalised = confusion / np.maximum(rows, 1)
     image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(n), labels=class_names, rotation=60, ha="right",
-                    fontsize=8 if n <= 30 else 5)
-    axes.set_yticks(range(n), labels=class_names, fontsize=8 if n <= 30 else 5)
+    axes.set_xticks(range(n), labels=class_names, rotation=90 if n > 30 else 60,
+                    ha="center" if n > 30 else "right", fontsize=label_size)
+    axes.set_yticks(range(n), labels=class_names, fontsize=label_size)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title, fontsize=9)
-    if n <= 20:
+    if n <= ANNOTATED_CLASSES:
         for i in range(n):
             for j in range(n):
                 if confusion[i, j]:
@@ -64,7 +95,7 @@ def plot_confusion(confusion: np.ndarray, class_names, path: str, title: str):
                               color="white" if normalised[i, j] > 0.5 else "black")
     figure.colorbar(image, ax=axes, fraction=0.046, label="fraction of the true class")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=dpi)
     plt.close(figure)
 
 
@@ -117,10 +148,7 @@ def evaluate_model(model_path: str, run_info: dict, output_dir: str,
     if size is not None and int(run_info["image_size"]) != size:
         raise ValueError(f"image_size={run_info['image_size']} does not match the model's input "
                          f"({size}x{size}).")
-    source = data_lib.open_source(run_info.get("dataset", data_lib.DEFAULT_DATASET),
-                                  run_info.get("data_dir"),
-                                  holdout_fraction=run_info.get("holdout_fraction", 0.1),
-                                  corrupt_images=run_info.get("corrupt_images", "skip"))
+    source = data_lib.source_of_run(run_info)
     if classes != source.num_classes:
         raise ValueError(f"the model has {classes} outputs but {source.description} has "
                          f"{source.num_classes} classes: evaluate it on the data it was "
@@ -133,9 +161,19 @@ def evaluate_model(model_path: str, run_info: dict, output_dir: str,
     plot_confusion(counts["confusion_matrix"], source.class_names, png,
                    f"{os.path.basename(model_path)} on {source.description} "
                    f"({source.held_out_name}): top-1 {counts['top1']:.4f}")
+    confusion = counts["confusion_matrix"]
+    accuracies = per_class_accuracy(confusion)
     report = {"model": model_path, "dataset": source.name, "data_dir": source.data_dir,
               "split": source.held_out_name, "examples": counts["examples"],
               "top1": counts["top1"], "top5": counts["top5"],
+              "balanced_accuracy": balanced_accuracy(confusion),
+              # One line per class, worst first, so that the weak classes of a long list show.
+              "per_class": sorted(
+                  ({"class": name, "examples": int(confusion[i].sum()),
+                    "accuracy": None if np.isnan(accuracies[i]) else float(accuracies[i])}
+                   for i, name in enumerate(source.class_names)),
+                  key=lambda row: (row["accuracy"] is None, row["accuracy"] or 0.0)),
+              "most_confused": most_confused(confusion, source.class_names),
               "class_names": list(source.class_names),
               "confusion_matrix": counts["confusion_matrix"].tolist(),
               "confusion_matrix_png": png}

@@ -13,6 +13,14 @@ A model directory holds:
     checkpoints/             the latest two states (written every N steps and at each epoch end)
     best.keras, final.keras  the best model on the held-out split, and the last one
     history.csv, logs/       per-epoch metrics; TensorBoard scalars
+    .lock                    held by the live process writing here (see run_lock)
+
+Fine-tuning (`weights`, see pretrained.py) starts from W's backbone, with W's design, padding and
+normalisation, and a new classifier when the class count differs. Its first `freeze_epochs`
+train only the classifier, at `head_lr`, with the backbone frozen and its BN layers in inference
+mode (statistics unchanged); the whole network then trains on the warmup-cosine schedule.
+`freeze_bn` keeps every BN layer in inference mode, its scale and offset fixed, the whole run.
+W is read only when the run starts: a resumed run continues from its checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import numpy as np
 from regnet_keras.errors import InputError
 from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
+from regnet_keras.training import pretrained as pretrained_lib
+from regnet_keras.training import run_lock
 from regnet_keras.training import schedule as schedule_lib
 
 RUN_FILE = "run.json"
@@ -41,7 +51,11 @@ CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 # What a restart must agree on with the run already in a model directory.
 IDENTITY_KEYS = ("model", "dataset", "data_dir", "image_size", "num_classes", "class_names",
-                 "preprocessing", "batch_size", "epochs", "seed")
+                 "preprocessing", "batch_size", "epochs", "seed", "weights", "freeze_epochs",
+                 "freeze_bn")
+# What runs written before fine-tuning existed mean by the keys they lack.
+IDENTITY_DEFAULTS = {"weights": None, "freeze_epochs": 0.0, "freeze_bn": False}
+CLASS_WEIGHTINGS = ("balanced",)
 
 
 class RunDirectoryError(InputError, ValueError):
@@ -50,7 +64,7 @@ class RunDirectoryError(InputError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    model: object  # a zoo name (str) or a RegNetConfig/AnyNetConfig
+    model: object  # a zoo name (str) or a RegNetConfig/AnyNetConfig; None: W's design
     dataset: str = data_lib.DEFAULT_DATASET
     data_dir: str | None = None
     image_size: int = 32
@@ -66,7 +80,8 @@ class TrainConfig:
     eval_crop_fraction: float = 0.875
     holdout_fraction: float = 0.1
     corrupt_images: str = "error"
-    preprocessing: str = "imagenet"
+    preprocessing: str | None = None  # None: W's, else "imagenet"
+    padding: str | None = None  # None: W's, else "symmetric"
     mixed_precision: bool = False
     jit_compile: bool = False
     model_dir: str = "runs/default"
@@ -75,10 +90,21 @@ class TrainConfig:
     eval_batch_size: int = 256
     max_steps: int | None = None  # stop after this many optimizer steps (smoke tests)
     preset: str | None = None
+    weights: str | None = None  # W: where fine-tuning starts (pretrained.resolve)
+    freeze_epochs: float = 0.0  # classifier-only epochs on the frozen backbone
+    head_lr: float | None = None  # their learning rate; None: 0.1 per 128 images
+    freeze_bn: bool = False
+    class_weights: str | None = None  # None or "balanced"
+    min_images_per_class: int = data_lib.MIN_IMAGES_PER_CLASS
 
     @property
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else schedule_lib.scaled_learning_rate(
+            self.batch_size)
+
+    @property
+    def head_peak_lr(self) -> float:
+        return self.head_lr if self.head_lr is not None else schedule_lib.scaled_learning_rate(
             self.batch_size)
 
     def model_description(self):
@@ -91,10 +117,41 @@ def build_model(config: TrainConfig, num_classes: int):
     kwargs = dict(include_top=True, weights=None,
                   input_shape=(config.image_size, config.image_size, 3), classes=num_classes,
                   classifier_activation="softmax", include_preprocessing=True,
-                  preprocessing=config.preprocessing)
+                  preprocessing=config.preprocessing or "imagenet",
+                  padding=config.padding or "symmetric")
     if isinstance(config.model, str):
         return regnet_keras.build_model(config.model, **kwargs)
     return regnet_keras.RegNet(config.model, **kwargs)
+
+
+def with_pretrained(config: TrainConfig, pretrained) -> TrainConfig:
+    """`config` with the design, padding and normalisation W dictates; a flag that contradicts
+    W is an error."""
+    if pretrained is None:
+        if config.model is None:
+            raise ValueError("no model: pass --model (or a design), or --weights to start from.")
+        return dataclasses.replace(config, padding=config.padding or "symmetric",
+                                   preprocessing=config.preprocessing or "imagenet")
+    for name, wanted in (("padding", pretrained.padding),
+                         ("preprocessing", pretrained.preprocessing)):
+        given = getattr(config, name)
+        if given is not None and wanted is not None and given != wanted:
+            raise ValueError(f"{name}={given!r} contradicts weights={pretrained.name!r}, which "
+                             f"was trained with {name}={wanted!r}; leave --{name} unset.")
+    return dataclasses.replace(config, model=pretrained.model, padding=pretrained.padding,
+                               preprocessing=config.preprocessing or pretrained.preprocessing)
+
+
+def class_loss_weights(config: TrainConfig, source: data_lib.Source) -> np.ndarray | None:
+    """Per-class loss weights: "balanced" gives class c the weight n / (classes x n_c), so every
+    class carries the same total weight in an epoch (scikit-learn's "balanced")."""
+    if config.class_weights is None:
+        return None
+    if config.class_weights not in CLASS_WEIGHTINGS:
+        raise ValueError(f"class_weights={config.class_weights!r} is invalid: choose one of "
+                         f"{CLASS_WEIGHTINGS} or leave it unset.")
+    counts = np.bincount(source.train.labels, minlength=source.num_classes)
+    return (counts.sum() / (source.num_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
 def _logits_model(model):
@@ -127,13 +184,13 @@ def read_run(model_dir) -> dict | None:
         return json.load(file)
 
 
-def run_identity(config: TrainConfig, source: data_lib.Source) -> dict:
+def run_identity(config: TrainConfig, source: data_lib.Source, pretrained=None) -> dict:
     """What makes a run this run, in its JSON form (tuples become lists), so that it compares
     equal to the run.json a previous session wrote."""
-    return json.loads(json.dumps(_identity_values(config, source)))
+    return json.loads(json.dumps(_identity_values(config, source, pretrained)))
 
 
-def _identity_values(config: TrainConfig, source: data_lib.Source) -> dict:
+def _identity_values(config: TrainConfig, source: data_lib.Source, pretrained) -> dict:
     return {
         "model": config.model_description(),
         "dataset": config.dataset,
@@ -142,6 +199,7 @@ def _identity_values(config: TrainConfig, source: data_lib.Source) -> dict:
         "num_classes": source.num_classes,
         "class_names": list(source.class_names),
         "preprocessing": config.preprocessing,
+        "padding": config.padding,
         "channels": 3,
         "batch_size": config.batch_size,
         "epochs": config.epochs,
@@ -156,6 +214,11 @@ def _identity_values(config: TrainConfig, source: data_lib.Source) -> dict:
         # Recorded so that fine-tuning (tools.qat) can train on the same distribution.
         "augmentation": dataclasses.asdict(config.augmentation),
         "label_smoothing": config.label_smoothing,
+        "weights": pretrained.record() if pretrained is not None else None,
+        "freeze_epochs": config.freeze_epochs,
+        "freeze_bn": config.freeze_bn,
+        "class_weights": config.class_weights,
+        "min_images_per_class": config.min_images_per_class,
     }
 
 
@@ -173,8 +236,10 @@ def check_model_dir(model_dir, identity: dict):
                 f"model_dir={model_dir!r} holds checkpoints or models but no {RUN_FILE}, so "
                 "they cannot be matched to this run; pass another --model_dir.")
         return None
-    differences = [f"{key}: {previous.get(key)!r} there, {identity.get(key)!r} now"
-                   for key in IDENTITY_KEYS if previous.get(key) != identity.get(key)]
+    differences = [
+        f"{key}: {previous.get(key, IDENTITY_DEFAULTS.get(key))!r} there, "
+        f"{identity.get(key)!r} now" for key in IDENTITY_KEYS
+        if previous.get(key, IDENTITY_DEFAULTS.get(key)) != identity.get(key)]
     if differences:
         raise RunDirectoryError(
             f"model_dir={model_dir!r} holds another run (" + "; ".join(differences) +
@@ -232,16 +297,25 @@ def _weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, strategy):
-    """The distributed training step: (global batch images, labels) -> (loss sum, correct)."""
+def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, strategy,
+                    head_only: bool = False, class_weights=None):
+    """The distributed training step: (global batch images, labels) -> (loss sum, correct).
+
+    head_only: train the classifier alone, the rest of the model (BN included) in inference
+    mode, so neither backbone weights nor BN statistics change.
+    class_weights: per-class factors of the loss (class_loss_weights), or None.
+    """
     import tensorflow as tf
+    from regnet_keras import layer_names
     from regnet_keras.keras_backend import get_keras
     keras = get_keras()
     logits_model = _logits_model(model)
+    trained = (model.get_layer(layer_names.LOGITS).trainable_variables if head_only
+               else model.trainable_variables)
     # Kernels of convolutions and the classifier carry L2 weight decay (PyTorch's coupled
     # decay: gradient += wd * w); BN parameters and biases do not.
-    decayed = [v for v in model.trainable_variables
-               if v.path.endswith("kernel") and len(v.shape) >= 2]
+    decayed = [v for v in trained if v.path.endswith("kernel") and len(v.shape) >= 2]
+    loss_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction="none")
     replicas = strategy.num_replicas_in_sync
@@ -249,17 +323,19 @@ def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, str
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
-            logits = tf.cast(logits_model(images, training=True), tf.float32)
+            logits = tf.cast(logits_model(images, training=not head_only), tf.float32)
             per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
+            if loss_weights is not None:
+                per_example = per_example * tf.gather(loss_weights, tf.cast(labels, tf.int32))
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
             if config.weight_decay:
                 loss += 0.5 * config.weight_decay * tf.add_n(
                     [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in decayed]
                 ) / replicas
             scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        if replicas > 1 and statistics:
+        gradients = tape.gradient(scaled, trained)
+        optimizer.apply_gradients(zip(gradients, trained))
+        if replicas > 1 and statistics and not head_only:
             # Keras 3 creates BN moving statistics with aggregation NONE, so each replica would
             # keep averaging only its own batches and the workers' models would drift apart.
             # Averaging them every step makes them the moving average over the global batch
@@ -282,11 +358,15 @@ def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, str
     return train_step
 
 
-def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int):
-    """SGD with Nesterov momentum on the warmup-cosine schedule (loss-scaled for float16)."""
+def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int,
+                   head_steps: int = 0):
+    """SGD with Nesterov momentum on the warmup-cosine schedule (loss-scaled for float16),
+    after `head_steps` at the classifier-only rate."""
     from regnet_keras.keras_backend import get_keras
     keras = get_keras()
-    learning_rate = schedule_lib.keras_schedule(config.peak_lr, total_steps, warmup_steps)
+    learning_rate = schedule_lib.keras_schedule(config.peak_lr, total_steps, warmup_steps,
+                                                head_steps=head_steps,
+                                                head_lr=config.head_peak_lr)
     optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum,
                                      nesterov=config.nesterov)
     if keras.mixed_precision.global_policy().name == "mixed_float16":
@@ -303,8 +383,6 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     """
     import tensorflow as tf
     import regnet_keras
-    from regnet_keras.keras_backend import get_keras
-    keras = get_keras()
 
     strategy = strategy or tf.distribute.get_strategy()
     worker_index, num_workers, is_chief = distribute_lib.worker_identity(strategy)
@@ -316,24 +394,58 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     if config.image_size < 32:
         raise ValueError(f"image_size={config.image_size} is invalid: RegNets need inputs of 32 "
                          "pixels or more.")
+    if not 0 <= config.freeze_epochs <= config.epochs:
+        raise ValueError(f"freeze_epochs={config.freeze_epochs} is invalid: it must be between "
+                         f"0 and epochs={config.epochs}.")
+    if config.freeze_epochs and not config.weights:
+        raise ValueError(f"freeze_epochs={config.freeze_epochs} freezes a pretrained backbone: "
+                         "pass --weights, or --freeze_epochs 0 to train from scratch.")
+    if is_chief:
+        run_lock.check_free(config.model_dir)  # before reading any data: refused at once
     source = source or data_lib.open_source(
         config.dataset, config.data_dir, holdout_fraction=config.holdout_fraction,
-        corrupt_images=config.corrupt_images)
+        corrupt_images=config.corrupt_images,
+        min_images_per_class=config.min_images_per_class)
+    ignored = sum(source.ignored_files.values())
+    if ignored:
+        log(f"skipped {source.ignored_files.get('hidden', 0)} hidden and "
+            f"{source.ignored_files.get('not_images', 0)} non-image files in {source.data_dir}")
     if source.skipped_files:
         log(f"skipped {len(source.skipped_files)} corrupt image files "
             f"(--corrupt_images=skip): {', '.join(source.skipped_files[:5])}"
             f"{' ...' if len(source.skipped_files) > 5 else ''}")
-    identity = run_identity(config, source)
+    pretrained = (pretrained_lib.resolve(config.weights, config.model) if config.weights
+                  else None)
+    config = with_pretrained(config, pretrained)
+    class_weights = class_loss_weights(config, source)
+    identity = run_identity(config, source, pretrained)
     previous = check_model_dir(config.model_dir, identity)
-
     pipeline = data_lib.TrainPipeline(source, config.image_size, config.augmentation,
                                       config.seed)
-    steps_per_epoch = pipeline.steps_per_epoch(config.batch_size)
-    if steps_per_epoch < 1:
+    if pipeline.steps_per_epoch(config.batch_size) < 1:
         raise ValueError(f"batch_size={config.batch_size} is larger than the "
                          f"{source.train.num_examples} training examples; lower --batch_size.")
+    if is_chief:
+        run_lock.acquire(config.model_dir)
+    try:
+        return _train(config, strategy, source, pipeline, log, pretrained, class_weights,
+                      previous, identity, worker_index, is_chief)
+    finally:
+        if is_chief:
+            run_lock.release(config.model_dir)
+
+
+def _train(config, strategy, source, pipeline, log, pretrained, class_weights, previous,
+           identity, worker_index, is_chief):
+    import tensorflow as tf
+    from regnet_keras.keras_backend import get_keras
+    keras = get_keras()
+
+    steps_per_epoch = pipeline.steps_per_epoch(config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    head_steps = int(round(config.freeze_epochs * steps_per_epoch))
+    warmup_steps = min(int(round(config.warmup_epochs * steps_per_epoch)),
+                       total_steps - head_steps)
 
     if is_chief:
         os.makedirs(config.model_dir, exist_ok=True)
@@ -353,7 +465,12 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
 
     with strategy.scope():
         model = build_model(config, source.num_classes)
-        optimizer, learning_rate = make_optimizer(config, total_steps, warmup_steps)
+        if config.freeze_bn:
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False  # Keras 3: inference mode, scale and offset fixed
+        optimizer, learning_rate = make_optimizer(config, total_steps, warmup_steps,
+                                                  head_steps)
         optimizer.build(model.trainable_variables)
         best_top1 = tf.Variable(-1.0, trainable=False, dtype=tf.float32)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
@@ -362,11 +479,20 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     latest = tf.train.latest_checkpoint(restore_dir)
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
+    elif pretrained is not None:
+        # Only a run's first session reads W: a resumed one continues from its checkpoint.
+        kept = pretrained_lib.load_backbone(model, pretrained)
+        log(f"starting from {pretrained.name} ({pretrained.kind}, {pretrained.file}): "
+            f"{'its classifier kept' if kept else f'a new {source.num_classes}-class classifier'}")
     step = int(optimizer.iterations.numpy())
     if step:
         log(f"resumed from {latest} at step {step} of {total_steps}")
 
-    train_step = make_train_step(model, optimizer, config, source.num_classes, strategy)
+    whole_step = make_train_step(model, optimizer, config, source.num_classes, strategy,
+                                 class_weights=class_weights)
+    head_step = (make_train_step(model, optimizer, config, source.num_classes, strategy,
+                                 head_only=True, class_weights=class_weights)
+                 if head_steps else None)
 
     @tf.function(autograph=False)  # straight-line code; AutoGraph only warns about it
     def eval_step(images, labels):
@@ -421,6 +547,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
             images, labels = next(iterator)
             waiting_seconds += time.time() - tick
             tick = time.time()
+            train_step = head_step if step < head_steps else whole_step
             loss_sum, correct = train_step(images, labels)
             loss_sum, correct = float(loss_sum), float(correct)
             stepping_seconds += time.time() - tick

@@ -1,0 +1,161 @@
+"""The starting weights of a fine-tuning run: `resolve` turns the user's W into one description
+(design, padding, normalisation, classes, tensors, file and SHA-256), and `load_backbone` puts it
+into a freshly built model, with a new classifier when the class count differs.
+
+W is one of:
+  "imagenet"                  keras.applications' ImageNet file of the zoo model given with it,
+                              fetched and checked as `regnet_keras.RegNet(weights="imagenet")`
+                              does (weights.h5.fetch_imagenet_weights)
+  a regnet_keras weights file written by regnet_keras.save_weights (carries its design)
+  a keras.applications RegNet .h5 file (the zoo model must be given with it)
+  a .keras model saved by regnet_keras, or a finished tools.train run directory (its final.keras)
+PyTorch checkpoints and named PyTorch weights plug in at PYTORCH below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+
+from regnet_keras import layer_names
+
+IMAGENET = "imagenet"
+KERAS_MODEL_SUFFIX = ".keras"
+RUN_FILE = "run.json"
+RUN_MODEL = "final.keras"
+PYTORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+
+
+class PretrainedWeightsError(ValueError):
+    """W cannot be used as asked; the message names the problem and the way out."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """Starting weights, read completely, with what they say about the model they fit."""
+
+    name: str  # W as the user gave it
+    kind: str  # "imagenet", "regnet_keras", "keras.applications" or "keras_model"
+    file: str  # the file that was read
+    sha256: str
+    model: object  # the design to build: a zoo name or an AnyNetConfig
+    padding: str
+    preprocessing: str | None
+    classes: int | None  # None: W has no classifier
+    tensors: dict = dataclasses.field(repr=False, compare=False)
+
+    def record(self) -> dict:
+        """What run.json keeps of W, so that resume, evaluate, QAT and convert know the origin."""
+        return {"name": self.name, "kind": self.kind, "file": os.path.abspath(self.file),
+                "sha256": self.sha256}
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve(weights: str, model=None) -> Pretrained:
+    """Reads W. `model`: the zoo name (or config) the user asked for, or None to take W's design.
+
+    W's design wins: giving another design with a W that carries one is an error, and W without
+    a design ("imagenet", keras.applications files) needs a zoo name.
+    """
+    from regnet_keras.weights import h5 as weights_h5
+    weights = os.path.expanduser(str(weights))
+    if weights == IMAGENET:
+        zoo_name = _zoo_name(model, weights)
+        path = weights_h5.fetch_imagenet_weights(zoo_name, include_top=True)
+        return _from_weights_file(weights, IMAGENET, weights_h5.open_weights_file(path), model)
+    if os.path.isdir(weights):
+        run_model = os.path.join(weights, RUN_MODEL)
+        if not os.path.isfile(os.path.join(weights, RUN_FILE)) or not os.path.isfile(run_model):
+            raise PretrainedWeightsError(
+                f"weights={weights!r} is a directory but not a finished tools.train run (no "
+                f"{RUN_FILE} and {RUN_MODEL}); finish that run first or pass a weights file.")
+        return _from_keras_model(weights, run_model, model)
+    if weights.lower().endswith(PYTORCH_SUFFIXES) or (
+            not os.path.exists(weights) and os.sep not in weights and "." not in weights):
+        # PYTORCH: PyTorch checkpoints and named PyTorch weights ("torchvision_v2", ...) are
+        # converted by regnet_keras.from_pytorch, which plugs in here.
+        raise PretrainedWeightsError(
+            f"weights={weights!r}: PyTorch weights are not supported yet; pass 'imagenet', a "
+            "regnet_keras or keras.applications .h5 file, a .keras model or a run directory.")
+    if not os.path.isfile(weights):
+        raise PretrainedWeightsError(
+            f"weights={weights!r} does not exist: pass 'imagenet', a regnet_keras or "
+            "keras.applications .h5 file, a .keras model or a finished run directory.")
+    if weights.endswith(KERAS_MODEL_SUFFIX):
+        return _from_keras_model(weights, weights, model)
+    weights_file = weights_h5.open_weights_file(weights)
+    kind = "regnet_keras" if weights_file.config is not None else "keras.applications"
+    return _from_weights_file(weights, kind, weights_file, model)
+
+
+def _zoo_name(model, weights) -> str:
+    from regnet_keras.zoo import get_entry
+    if not isinstance(model, str):
+        raise PretrainedWeightsError(
+            f"weights={weights!r} holds no design of its own: name the zoo model it belongs to "
+            "with --model (e.g. --model RegNetX002).")
+    return get_entry(model).name
+
+
+def _check_design(model, weights):
+    if model is not None:
+        raise PretrainedWeightsError(
+            f"weights={weights!r} carries its own design, so the model comes from it: leave "
+            "--model, --w0 and --stage_widths unset.")
+
+
+def _from_weights_file(name, kind, weights_file, model) -> Pretrained:
+    if weights_file.config is None:
+        design = _zoo_name(model, name)
+    else:
+        _check_design(model, name)
+        design = weights_file.config
+    return Pretrained(name=name, kind=kind, file=weights_file.path,
+                      sha256=file_sha256(weights_file.path), model=design,
+                      padding=weights_file.padding, preprocessing=weights_file.preprocessing,
+                      classes=weights_file.classes, tensors=weights_file.tensors)
+
+
+def _from_keras_model(name, path, model) -> Pretrained:
+    from regnet_keras.introspect import design_of_model
+    from regnet_keras.tf_speedups.grouped_conv import load_model
+    from regnet_keras.weights import h5 as weights_h5
+    _check_design(model, name)
+    try:
+        keras_model = load_model(path)
+    except Exception as error:  # Keras raises many types for unreadable archives
+        raise PretrainedWeightsError(f"weights={name!r}: {path} cannot be loaded as a Keras "
+                                     f"model ({error}).") from error
+    try:
+        design = design_of_model(keras_model)
+    except ValueError as error:
+        raise PretrainedWeightsError(f"weights={name!r}: {error}") from error
+    return Pretrained(name=name, kind="keras_model", file=path, sha256=file_sha256(path),
+                      model=design.config, padding=design.padding,
+                      preprocessing=design.preprocessing, classes=design.classes,
+                      tensors=weights_h5.model_tensors(keras_model))
+
+
+def load_backbone(model, pretrained: Pretrained) -> bool:
+    """Sets every weight of `model` from W, the classifier only when its class count matches.
+
+    Returns whether the classifier was kept. Every layer is checked before anything is assigned.
+    """
+    from regnet_keras.weights import h5 as weights_h5
+    head = model.get_layer(layer_names.LOGITS)
+    keep_head = pretrained.classes == head.units
+    tensors = dict(pretrained.tensors)
+    if not keep_head:
+        # The new classifier keeps its fresh initialisation.
+        tensors[layer_names.LOGITS] = {weights_h5.weight_short_name(w): w.numpy()
+                                       for w in head.weights}
+    weights_h5.assign_tensors(model, tensors, f"weights={pretrained.name!r}")
+    return keep_head
