@@ -13,8 +13,7 @@
 #   EXTRA_TRAIN_FLAGS (more tools.train flags, e.g. "--epochs 20 --class_weights balanced").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The project's Python, as the main job picks it (where this checkout has the helper).
-if [ -f scripts/environment.sh ]; then source scripts/environment.sh; fi
+source scripts/environment.sh
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
   echo "usage: scripts/finetune_job.sh DATA_DIR [RUN_DIR]  (DATA_DIR: one folder per class)" >&2
   exit 2

@@ -19,6 +19,7 @@ import hashlib
 import os
 
 from regnet_keras import layer_names
+from regnet_keras.errors import InputError
 
 IMAGENET = "imagenet"
 KERAS_MODEL_SUFFIX = ".keras"
@@ -27,7 +28,7 @@ RUN_MODEL = "final.keras"
 PYTORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(InputError, ValueError):
     """W cannot be used as asked; the message names the problem and the way out."""
 
 
