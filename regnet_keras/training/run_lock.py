@@ -16,12 +16,14 @@ import socket
 import sys
 import time
 
+from regnet_keras.errors import InputError
+
 LOCK_FILE = ".lock"
 
 _held = {}  # real path of a lock file -> [open file, hold count]
 
 
-class RunDirectoryInUseError(RuntimeError):
+class RunDirectoryInUseError(InputError, RuntimeError):
     """Another live process holds the run directory."""
 
 
