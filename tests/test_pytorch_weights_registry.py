@@ -45,7 +45,8 @@ def test_timm_entries_are_timm_pretrained_configs():
     assert entries
     for entry in entries:
         config = get_pretrained_cfg(entry.source_name).to_dict()
-        assert entry.url == f"https://huggingface.co/{config['hf_hub_id']}/resolve/main/model.safetensors"
+        hub = f"https://huggingface.co/{config['hf_hub_id']}"
+        assert entry.url == f"{hub}/resolve/main/model.safetensors"
         size = (config.get("test_input_size") or config["input_size"])[-1]
         crop_pct = config.get("test_crop_pct") or config["crop_pct"]
         assert entry.transform.crop == size

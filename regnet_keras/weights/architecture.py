@@ -146,7 +146,8 @@ def _se_ratio(canonical, se_pairs, blocks_without_se) -> float:
         return ratio
     measured = max(se_pairs)[1] / max(se_pairs)[0]
     in_width, se_width, layer = next(
-        (i, s, l) for i, s, l in se_pairs if squeeze_excite_width(i, round(measured, 2)) != s)
+        ((i, s, l) for i, s, l in se_pairs if squeeze_excite_width(i, round(measured, 2)) != s),
+        se_pairs[0])
     raise StateDictLayoutError(
         f"{canonical.key(layer, 'kernel')}: squeeze-and-excitation width {se_width} for a block "
         f"input of {in_width} follows no single ratio of the block input width, which is how "

@@ -18,7 +18,8 @@ from regnet_keras import builder, layer_names as names
 from regnet_keras.design_space import AnyNetConfig
 from regnet_keras.weights import state_dict_files
 from regnet_keras.weights.architecture import infer_architecture
-from regnet_keras.weights.h5 import WeightsFileError, assign_tensors, model_tensors, weight_short_name
+from regnet_keras.weights.h5 import (WeightsFileError, assign_tensors, model_tensors,
+                                     weight_short_name)
 from regnet_keras.weights.origin import WeightsOrigin, attach
 from regnet_keras.weights.pytorch_layouts import (LIBRARIES, WRITABLE_LAYOUTS, CanonicalStateDict,
                                                   StateDictLayoutError, detect_layout,

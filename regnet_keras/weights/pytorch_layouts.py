@@ -2,16 +2,20 @@
 
 Four publishers name the same modules differently (stages and blocks count from 1 here):
 
-    ours                 torchvision                timm                 pycls           SEER (classy-vision)
-    stem_conv / _bn      stem.0 / stem.1            stem.conv / .bn      stem.conv / .bn _feature_blocks.conv1.stem.0 / .1
-    block prefix         trunk_output.blockS.       sS.bB.               sS.bB.          _feature_blocks.resR.blockS-{B-1}.
+    ours                 torchvision             timm                  pycls
+    stem_conv / _bn      stem.0 / stem.1         stem.conv / stem.bn   stem.conv / stem.bn
+    block prefix         trunk_output.blockS.    sS.bB.                sS.bB.
                            blockS-{B-1}.
-    a_conv / a_bn        f.a.0 / f.a.1              conv1.conv / .bn     f.a / f.a_bn    f.a.0 / f.a.1
-    b_conv / b_bn        f.b.0 / f.b.1              conv2.conv / .bn     f.b / f.b_bn    f.b.0 / f.b.1
-    se_reduce / _expand  f.se.fc1 / f.se.fc2        se.fc1 / se.fc2      f.se.f_ex.0/.2  f.se.excitation.0 / .2
-    c_conv / c_bn        f.c.0 / f.c.1              conv3.conv / .bn     f.c / f.c_bn    f.c / f.final_bn
-    proj_conv / _bn      proj.0 / proj.1            downsample.conv/.bn  proj / bn       proj / bn
-    logits               fc                         head.fc              head.fc         heads: 0.clf.0
+    a_conv / a_bn        f.a.0 / f.a.1           conv1.conv / .bn      f.a / f.a_bn
+    b_conv / b_bn        f.b.0 / f.b.1           conv2.conv / .bn      f.b / f.b_bn
+    se_reduce / _expand  f.se.fc1 / f.se.fc2     se.fc1 / se.fc2       f.se.f_ex.0 / .2
+    c_conv / c_bn        f.c.0 / f.c.1           conv3.conv / .bn      f.c / f.c_bn
+    proj_conv / _bn      proj.0 / proj.1         downsample.conv/.bn   proj / bn
+    logits               fc                      head.fc               head.fc
+
+SEER (classy-vision/VISSL): stem _feature_blocks.conv1.stem.0 / .1, blocks
+_feature_blocks.res{S+1}.blockS-{B-1}. with f.a.0/.1, f.b.0/.1, f.se.excitation.0/.2, f.c,
+f.final_bn, proj, bn, and the classifier in the heads as 0.clf.0.
 
 Tensors become Keras layouts on the way in (convolution kernels (out, in, kh, kw) ->
 (kh, kw, in, out), dense (out, in) -> (in, out), batch norm weight/bias/running_mean/running_var
@@ -53,7 +57,7 @@ class Layout:
     block_pattern: re.Pattern  # groups: stage, block, rest
     first_block: int  # the block number of a stage's first block in this layout
     parts: dict  # module name inside a block -> our block part
-    block_format: str  # a block's prefix from stage, block (this layout's numbering) and res
+    block_format: str  # a block's prefix from stage, block (layout's numbering) and res
 
 
 TORCHVISION = Layout(

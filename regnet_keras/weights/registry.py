@@ -1,4 +1,4 @@
-"""Named pretrained PyTorch weights of the zoo models: where they are, how to check and evaluate them.
+"""Named pretrained PyTorch weights of the zoo models: where they are, how to check and use them.
 
 `RegNetY016(weights="torchvision_v2")` finds its file here. Each entry gives the URL, the checksum
 the publisher uses (torchvision: the first 8 hex digits of the SHA-256 in the file name; pycls

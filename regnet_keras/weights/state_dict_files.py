@@ -1,4 +1,4 @@
-"""Reads and writes PyTorch state dicts as NumPy arrays: safetensors files, torch.save files, mappings.
+"""Reads and writes PyTorch state dicts as NumPy arrays: safetensors, torch.save files, mappings.
 
 Reading never runs code from a file: safetensors holds only tensors; a torch.save file is read
 with `torch.load(weights_only=True)` where torch is importable, else with regnet_keras' own reader
@@ -66,8 +66,6 @@ def _to_numpy(value):
         if str(value.dtype) == "torch.bfloat16":
             value = value.float()
         return value.numpy().copy()
-    if isinstance(value, np.ndarray):
-        return value
     return value
 
 
@@ -113,8 +111,9 @@ def _read_torch(path):
     except torch_zip.UnsafeCheckpointError as error:
         raise StateDictFileError(f"{path}: {error}") from error
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as error:
-        raise StateDictFileError(f"{path} could not be read as a PyTorch checkpoint ({error}); "
-                                 "it is truncated or corrupt: download or write it again.") from error
+        raise StateDictFileError(
+            f"{path} could not be read as a PyTorch checkpoint ({error}); it is truncated or "
+            "corrupt: download or write it again.") from error
 
 
 def _read_with_torch(path):

@@ -111,13 +111,10 @@ class _StateDictUnpickler(pickle.Unpickler):
                 raise pickle.UnpicklingError(
                     f"storage {name} holds {len(raw)} bytes, fewer than its {numel} elements "
                     "need; the file is truncated")
-            array = np.frombuffer(raw, dtype=dtype, count=int(numel)).astype(dtype.newbyteorder("="))
+            array = np.frombuffer(raw, dtype=dtype, count=int(numel))
+            array = array.astype(dtype.newbyteorder("="))
             self.storages[key] = _Storage(array, bfloat16)
         return self.storages[key]
-
-
-def is_torch_zip(path: str) -> bool:
-    return zipfile.is_zipfile(path)
 
 
 def load(path: str):
