@@ -150,9 +150,9 @@ def _open_weights(weights, zoo_name, include_top, classes):
         path = weights
         if zoo_name is not None and isinstance(path, str) and not os.path.isfile(path):
             raise weights_h5.WeightsFileError(
-                f"weights={path!r} is neither None, 'imagenet', a named weight of {zoo_name} "
-                f"({', '.join(registry.tags_of(zoo_name)) or 'it has none'}) nor an existing "
-                "file.")
+                f"weights={path!r} is neither None, 'imagenet' nor an existing file; the named "
+                f"weights of {zoo_name} are: "
+                f"{', '.join(registry.tags_of(zoo_name)) or 'none'}.")
     weights_file = weights_h5.open_weights_file(path)
     if include_top and weights_file.classes is not None and weights_file.classes != classes:
         raise weights_h5.WeightsFileError(
