@@ -29,6 +29,9 @@ from regnet_keras.tf_speedups.grouped_conv import enable as enable_fast_grouped_
 from regnet_keras.tf_speedups.grouped_conv import load_model
 from regnet_keras.weights.h5 import (WeightsDownloadError, WeightsFileError, open_weights_file,
                                   save_weights)
+from regnet_keras.weights.origin import EvaluationTransform, WeightsOrigin
+from regnet_keras.weights.pytorch import PyTorchWeightsError, from_pytorch, to_pytorch
+from regnet_keras.weights.registry import fetch_weights, list_weights
 from regnet_keras.zoo import get_config, list_models
 
 __version__ = "0.1.0"

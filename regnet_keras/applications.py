@@ -10,10 +10,14 @@ touches the network unless asked to with weights="imagenet").
 
 from __future__ import annotations
 
+import os
+
 from regnet_keras import blocks, builder
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig
 from regnet_keras.preprocessing import MODES as PREPROCESSING_MODES
 from regnet_keras.weights import h5 as weights_h5
+from regnet_keras.weights import pytorch as pytorch_weights
+from regnet_keras.weights import registry
 from regnet_keras.zoo import get_entry
 
 
@@ -30,8 +34,11 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
       config: a RegNetConfig (design parameters) or AnyNetConfig (explicit stages).
       include_top: end with global average pooling and a `classes`-way classifier.
       weights: None (random initialisation as the reference code does), "imagenet" (zoo models
-        only: the keras.applications ImageNet file, downloaded once and cached), or the path of a
-        regnet_keras weights file or of a keras.applications RegNet .h5 file.
+        only: the keras.applications ImageNet file, downloaded once and cached), a named
+        PyTorch weight of the zoo model ("torchvision_v1", "torchvision_v2", "pycls", timm tags:
+        see regnet_keras.list_weights(name)), or the path of a regnet_keras weights file, a
+        keras.applications RegNet .h5 file, or a PyTorch state dict (.safetensors, .pth, ...)
+        whose architecture is this model's.
       input_tensor: optional Keras tensor to use as the model's input.
       input_shape: (height, width, channels), channels last, height and width None or >= 32.
         Defaults to (224, 224, 3) with the top and (None, None, 3) without.
@@ -55,6 +62,17 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
       zoo_name: the zoo model this config is, which "imagenet" weights need.
     """
     builder.check_head_arguments(include_top, pooling, classes)
+    if pytorch_weights.is_pytorch_file(weights) or (
+            zoo_name is not None and isinstance(weights, str)
+            and registry.find(zoo_name, weights) is not None):
+        return _with_pytorch_weights(
+            config, weights, zoo_name, include_top=include_top, input_tensor=input_tensor,
+            input_shape=input_shape, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing, name=name or zoo_name, padding=padding,
+            preprocessing=preprocessing, zero_init_last_bn=zero_init_last_bn,
+            grouped_conv_implementation=grouped_conv_implementation,
+            fused_batch_norm_training=fused_batch_norm_training)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"classes={classes} is invalid with weights='imagenet' and "
                          "include_top=True: the ImageNet classifier has 1000 classes. Use "
@@ -77,6 +95,49 @@ def RegNet(config: RegNetConfig | AnyNetConfig, *, include_top: bool = True, wei
     return model
 
 
+def _with_pytorch_weights(config, weights, zoo_name, *, include_top, input_tensor, input_shape,
+                          classes, padding, preprocessing, include_preprocessing, **arguments):
+    """RegNet(...) with a PyTorch state dict (a file, or named weights of a zoo model)."""
+    entry = registry.find(zoo_name, weights) if zoo_name and isinstance(weights, str) else None
+    if entry is not None:
+        if not entry.matches_zoo:
+            raise ValueError(
+                f"{zoo_name} weights {weights!r} are {entry.source_name}, whose group widths "
+                f"differ from the paper's {zoo_name}; build its own architecture with "
+                f"regnet_keras.from_pytorch(regnet_keras.fetch_weights({zoo_name!r}, "
+                f"{weights!r})).")
+        path = registry.fetch_weights(zoo_name, weights)
+        imported = pytorch_weights.read_pytorch_weights(path, entry.origin(path))
+        if include_top and input_shape is None and input_tensor is None:
+            crop = entry.transform.crop  # the size the published top-1 was measured at
+            input_shape = (crop, crop, 3)
+    else:
+        path = weights
+        imported = pytorch_weights.read_pytorch_weights(path)
+    expected = config.to_anynet()
+    if imported.config != expected:
+        raise pytorch_weights.PyTorchWeightsError(
+            f"{path} holds another architecture than {zoo_name or 'the config'}; nothing was "
+            f"loaded:\n  file:  {imported.config}\n  model: {expected}\nBuild the file's own "
+            f"architecture with regnet_keras.from_pytorch({os.fspath(path)!r}).")
+    if include_top and imported.classes is None:
+        raise pytorch_weights.PyTorchWeightsError(
+            f"{path} has no classifier; pass include_top=False.")
+    if include_top and imported.classes != classes:
+        raise pytorch_weights.PyTorchWeightsError(
+            f"{path}: its classifier has {imported.classes} classes but classes={classes}; pass "
+            f"classes={imported.classes}, or include_top=False to keep only features.")
+    padding = _choose("padding", padding, pytorch_weights.PADDING, "symmetric", blocks.PADDINGS)
+    preprocessing = _choose("preprocessing", preprocessing, pytorch_weights.PREPROCESSING,
+                            "imagenet", PREPROCESSING_MODES)
+    model = builder.build_network(
+        config, include_top=include_top, input_tensor=input_tensor, input_shape=input_shape,
+        classes=classes, padding=padding, preprocessing=preprocessing,
+        include_preprocessing=include_preprocessing, **arguments)
+    pytorch_weights.load_into(model, imported, os.fspath(path))
+    return model
+
+
 def _open_weights(weights, zoo_name, include_top, classes):
     if weights is None:
         return None
@@ -87,6 +148,11 @@ def _open_weights(weights, zoo_name, include_top, classes):
         path = weights_h5.fetch_imagenet_weights(zoo_name, include_top)
     else:
         path = weights
+        if zoo_name is not None and isinstance(path, str) and not os.path.isfile(path):
+            raise weights_h5.WeightsFileError(
+                f"weights={path!r} is neither None, 'imagenet' nor an existing file; the named "
+                f"weights of {zoo_name} are: "
+                f"{', '.join(registry.tags_of(zoo_name)) or 'none'}.")
     weights_file = weights_h5.open_weights_file(path)
     if include_top and weights_file.classes is not None and weights_file.classes != classes:
         raise weights_h5.WeightsFileError(

@@ -122,6 +122,23 @@ def squeeze_excite_width(block_in_width: int, se_ratio: float) -> int:
     return int(round(se_ratio * block_in_width))
 
 
+def se_ratio_of(widths: list[tuple[int, int]]) -> float | None:
+    """The SE ratio that sizes every (block input width, SE width) pair, or None if none does.
+
+    The widest block input measures the ratio most precisely; a designed ratio is a round
+    number, so it is tried rounded first.
+    """
+    if not widths:
+        return 0.0
+    in_width, se_width = max(widths)
+    measured = se_width / in_width
+    for candidate in (round(measured, 2), round(measured, 3), round(measured, 4), measured):
+        if 0 < candidate <= 1 and all(squeeze_excite_width(i, candidate) == s
+                                      for i, s in widths):
+            return float(candidate)
+    return None
+
+
 def has_projection(in_width: int, out_width: int, stride: int) -> bool:
     """A block's shortcut is a strided 1x1 conv + BN when its shape changes, else the identity."""
     return in_width != out_width or stride != 1

@@ -7,12 +7,18 @@ because it relies only on layer names and layer configuration, not on Python att
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 
 from regnet_keras import layer_names as names
+from regnet_keras.complexity import se_ratio_of
 from regnet_keras.design_space import AnyNetConfig
 from regnet_keras.preprocessing import MODES, scale_and_offset
+
+# The model attribute holding the origin of imported weights as a JSON string (see
+# regnet_keras.weights.origin); a plain string, because Keras wraps dicts set on a model.
+ORIGIN_ATTRIBUTE = "regnet_keras_weights_origin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +31,9 @@ class ModelDesign:
     classifier_activation: str | None  # None: the model returns logits (or has no top)
     padding: str
     preprocessing: str | None  # None when the model has no preprocessing layer
+    # Where the weights came from (library, layout, file, sha256, tag, transform...) when they
+    # were imported; None otherwise, and after a .keras round trip, which keeps no attributes.
+    origin: dict | None = None
 
 
 def design_of_model(model) -> ModelDesign:
@@ -48,9 +57,16 @@ def design_of_model(model) -> ModelDesign:
         strides.append(first_conv.strides[0])
         bottlenecks.append(first_conv.filters / width)
         stage += 1
-    se_reduce = layers.get(names.block_layer(1, 1, "se_reduce"))
-    if se_reduce is not None:
-        se_ratio = se_reduce.filters / stem_width
+    se_widths = []  # (block input width, SE width) of every Y block
+    in_width = stem_width
+    for stage, (width, depth) in enumerate(zip(widths, depths), start=1):
+        for block in range(1, depth + 1):
+            se_reduce = layers.get(names.block_layer(stage, block, "se_reduce"))
+            if se_reduce is not None:
+                se_widths.append((in_width, se_reduce.filters))
+            in_width = width
+    if se_widths:
+        se_ratio = se_ratio_of(se_widths) or se_widths[0][1] / stem_width
     config = AnyNetConfig(tuple(widths), tuple(depths), tuple(group_widths), tuple(strides),
                           tuple(bottlenecks), se_ratio, stem_width)
 
@@ -66,7 +82,13 @@ def design_of_model(model) -> ModelDesign:
         classifier_activation=_activation_name(layers.get(names.PREDICTIONS)),
         padding="symmetric" if names.STEM_PAD in layers else "same",
         preprocessing=_preprocessing_mode(layers.get(names.PREPROCESSING)),
+        origin=origin_of_model(model),
     )
+
+
+def origin_of_model(model) -> dict | None:
+    record = getattr(model, ORIGIN_ATTRIBUTE, None)
+    return json.loads(record) if isinstance(record, str) else None
 
 
 def _activation_name(layer) -> str | None:

@@ -122,7 +122,8 @@ def _convert_one(variant, run_dir, model_path, info, output_dir):
                              crop_fraction=float(info.get("eval_crop_fraction", 0.875)),
                              output_activation=activation or "none",
                              app_normalization=export.app_normalization(
-                                 model, variant, FLAGS.normalization))
+                                 model, variant, FLAGS.normalization),
+                             weights_origin=info.get("weights_origin"))
     export.write(content, record, os.path.join(output_dir, _file_stem(run_dir, variant)))
 
 

@@ -308,12 +308,15 @@ def _quantization(details) -> dict | None:
 
 
 def metadata(model_content: bytes, *, model_name: str, variant: str, labels, preprocessing,
-             crop_fraction: float, output_activation: str, app_normalization=None) -> dict:
+             crop_fraction: float, output_activation: str, app_normalization=None,
+             weights_origin: dict | None = None) -> dict:
     """The sidecar metadata of a .tflite file (docs/MODEL_METADATA.md).
 
     `preprocessing` is the Keras model's normalisation ("imagenet" or "unit");
     `app_normalization` the (mean, std) the app applies instead of the file (None: the file
-    normalises itself).
+    normalises itself); `weights_origin` where imported weights came from
+    (regnet_keras.weights.origin), written as the record's "weights" (with the evaluation
+    transform the publisher measured them with: pass its crop fraction as `crop_fraction`).
     """
     if preprocessing not in MODES:
         raise ConversionError(
@@ -331,7 +334,7 @@ def metadata(model_content: bytes, *, model_name: str, variant: str, labels, pre
     labels = [str(label) for label in labels]
     if len(labels) != int(outputs["shape"][-1]):
         raise ConversionError(f"{len(labels)} labels for {int(outputs['shape'][-1])} outputs.")
-    return {
+    record = {
         "format": METADATA_FORMAT,
         "format_version": METADATA_VERSION,
         "model_name": model_name,
@@ -355,6 +358,9 @@ def metadata(model_content: bytes, *, model_name: str, variant: str, labels, pre
             "activation": output_activation,
         },
     }
+    if weights_origin is not None:
+        record["weights"] = weights_origin
+    return record
 
 
 def write(model_content: bytes, metadata_record: dict, path: str) -> tuple[str, str]:

@@ -461,7 +461,11 @@ def _raw_examples(source: Source, split: Split, order=None, shard=(0, 1)):
     return ds.map(lambda p, l: (_decode_file(p), l), num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def eval_resize(images, image_size: int, crop_fraction: float):
+# Resize filters of the evaluation transform; "bicubic" for weights published with it (timm's).
+EVAL_INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def eval_resize(images, image_size: int, crop_fraction: float, interpolation: str = "bilinear"):
     """Resize so the shorter side is image_size / crop_fraction, then center crop (batch or one)."""
     import tensorflow as tf
     images = tf.cast(images, tf.float32)
@@ -473,7 +477,10 @@ def eval_resize(images, image_size: int, crop_fraction: float):
     scale = image_size / crop_fraction / tf.minimum(height, width)
     new_h = tf.maximum(image_size, tf.cast(tf.round(height * scale), tf.int32))
     new_w = tf.maximum(image_size, tf.cast(tf.round(width * scale), tf.int32))
-    images = tf.image.resize(images, (new_h, new_w), method="bilinear", antialias=True)
+    if interpolation not in EVAL_INTERPOLATIONS:
+        raise DataError(f"eval_interpolation={interpolation!r} is invalid: choose one of "
+                        f"{EVAL_INTERPOLATIONS}.")
+    images = tf.image.resize(images, (new_h, new_w), method=interpolation, antialias=True)
     top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
     images = images[:, top:top + image_size, left:left + image_size, :]
     images = tf.clip_by_value(_to_rgb(images), 0.0, 255.0)
@@ -605,19 +612,21 @@ class TrainPipeline:
 
 
 def held_out_dataset(source: Source, image_size: int, crop_fraction: float,
-                     batch_size: int | None = None, shard=(0, 1)):
+                     batch_size: int | None = None, shard=(0, 1), interpolation: str = "bilinear"):
     """The held-out split, resized and center-cropped: (float 0-255 RGB image, int32 label)."""
     import tensorflow as tf
     split = source.held_out
     ds = _raw_examples(source, split, shard=shard)
     if split.fixed_shape and batch_size:
         ds = ds.batch(batch_size).map(
-            lambda x, y: (eval_resize(x, image_size, crop_fraction), tf.cast(y, tf.int32)),
+            lambda x, y: (eval_resize(x, image_size, crop_fraction, interpolation),
+                             tf.cast(y, tf.int32)),
             num_parallel_calls=tf.data.AUTOTUNE)
         if split.num_examples * image_size * image_size * 3 * 4 <= IN_MEMORY_LIMIT_BYTES // 4:
             ds = ds.cache()
         return ds.prefetch(tf.data.AUTOTUNE)
-    ds = ds.map(lambda x, y: (eval_resize(x, image_size, crop_fraction), tf.cast(y, tf.int32)),
+    ds = ds.map(lambda x, y: (eval_resize(x, image_size, crop_fraction, interpolation),
+                             tf.cast(y, tf.int32)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size:
         ds = ds.batch(batch_size)
@@ -646,7 +655,8 @@ def evaluation_dataset(run_info: dict, batch_size: int | None = None, source=Non
     """
     source = source or source_of_run(run_info)
     return held_out_dataset(source, int(run_info["image_size"]),
-                            float(run_info.get("eval_crop_fraction", 0.875)), batch_size)
+                            float(run_info.get("eval_crop_fraction", 0.875)), batch_size,
+                            interpolation=run_info.get("eval_interpolation", "bilinear"))
 
 
 def calibration_dataset(run_info: dict, num_images: int, seed: int = 0, source=None):
@@ -664,5 +674,6 @@ def calibration_dataset(run_info: dict, num_images: int, seed: int = 0, source=N
     else:
         order = np.random.default_rng(seed).permutation(split.num_examples)[:count]
         ds = _raw_examples(source, split, order=order)
-    return ds.map(lambda x, y: eval_resize(x, image_size, crop_fraction),
+    interpolation = run_info.get("eval_interpolation", "bilinear")
+    return ds.map(lambda x, y: eval_resize(x, image_size, crop_fraction, interpolation),
                   num_parallel_calls=tf.data.AUTOTUNE)

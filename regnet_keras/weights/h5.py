@@ -117,6 +117,7 @@ class WeightsFile:
     classes: int | None  # None: the file has no classifier
     config: AnyNetConfig | None = None
     classifier_activation: str | None = None
+    origin: dict | None = None  # where imported weights came from (weights.origin)
 
     def load_into(self, model) -> None:
         if self.config is not None:
@@ -129,6 +130,8 @@ class WeightsFile:
                     f"  file:  {self.config}\n  model: {built}\nBuild the model the file "
                     "describes (regnet_keras.open_weights_file(path).config).")
         assign_tensors(model, self.tensors, self.path)
+        from regnet_keras.weights.origin import attach
+        attach(model, self.origin)
 
 
 def weight_short_name(variable) -> str:
@@ -182,7 +185,8 @@ def assign_tensors(model, tensors: Tensors, source: str = "weights file") -> Non
 
 
 def save_weights(model, path: str) -> None:
-    """Writes the model's weights with its design, geometry, preprocessing and classes.
+    """Writes the model's weights with its design, geometry, preprocessing, classes and, for
+    imported weights, their origin.
 
     The file is written beside its destination and renamed into place, so an interrupted save
     never destroys a previous file.
@@ -201,6 +205,7 @@ def save_weights(model, path: str) -> None:
             f.attrs["preprocessing"] = design.preprocessing or ""
             f.attrs["classes"] = design.classes or 0
             f.attrs["classifier_activation"] = design.classifier_activation or ""
+            f.attrs["weights_origin"] = json.dumps(design.origin) if design.origin else ""
             for layer_name, weights in model_tensors(model).items():
                 group = f.create_group(layer_name)
                 for weight_name, value in weights.items():
@@ -245,7 +250,8 @@ def _read_own_file(path, f) -> WeightsFile:
                        padding=str(f.attrs["padding"]),
                        preprocessing=str(f.attrs["preprocessing"]) or None, classes=classes,
                        config=config_from_dict(json.loads(f.attrs["design"])),
-                       classifier_activation=str(f.attrs.get("classifier_activation", "")) or None)
+                       classifier_activation=str(f.attrs.get("classifier_activation", "")) or None,
+                       origin=json.loads(str(f.attrs.get("weights_origin", "")) or "null"))
 
 
 def _decode(value) -> str:
