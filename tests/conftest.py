@@ -9,6 +9,16 @@ import pytest
 
 import regnet_keras  # noqa: F401  (first, so that TensorFlow loads with its oneDNN kernels)
 
+try:
+    # PyTorch's compiler stack (torch._dynamo, which torchvision and timm import) crashes the
+    # process with a segmentation fault when it loads after TensorFlow has; the PyTorch reference
+    # tests share the process with TensorFlow's, so it loads first, before any test loads
+    # TensorFlow.
+    import timm  # noqa: F401
+    import torchvision  # noqa: F401
+except ImportError:  # the reference tests skip themselves without them
+    pass
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_SCRIPT = os.path.join(REPO, "tests", "references", "keras_applications.py")
 # Models compared with keras.applications in the default run (all 24 in the slow run).

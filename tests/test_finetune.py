@@ -85,9 +85,11 @@ def test_flags_that_contradict_the_weights_and_unsupported_weights_are_refused(
         training.with_pretrained(_config("x", None, padding="same"), pretrained)
     with pytest.raises(pretrained_lib.PretrainedWeightsError, match="its own design"):
         pretrained_lib.resolve(source_weights, model="RegNetX002")
-    for name in ("torchvision_v2", str(tmp_path / "model.pth")):
-        with pytest.raises(pretrained_lib.PretrainedWeightsError, match="not supported yet"):
-            pretrained_lib.resolve(name)
+    with pytest.raises(pretrained_lib.PretrainedWeightsError, match="--model"):
+        pretrained_lib.resolve("torchvision_v2")
+    with pytest.raises(pretrained_lib.PretrainedWeightsError,
+                       match="neither a file nor a named weight of RegNetX002.*pycls"):
+        pretrained_lib.resolve("torchvision_v9", model="RegNetX002")
     with pytest.raises(pretrained_lib.PretrainedWeightsError, match="does not exist"):
         pretrained_lib.resolve(str(tmp_path / "missing.h5"))
     with pytest.raises(pretrained_lib.PretrainedWeightsError, match="not a finished"):
@@ -255,3 +257,28 @@ def test_imagenet_and_keras_applications_files_give_their_backbone_padding_and_s
         np.testing.assert_array_equal(model.get_layer(layer_names.STEM_CONV).kernel.numpy(),
                                       stored[layer_names.STEM_CONV]["kernel"])
     assert requests == ["/regnetx002.h5"]
+
+
+def test_a_pytorch_state_dict_starts_a_fine_tune_with_its_own_architecture(tmp_path):
+    """timm's RegNetX-200MF as safetensors: W's design, PyTorch geometry, and its stem kernel in
+    the new model (timm's tensor, transposed to Keras' layout)."""
+    pytest.importorskip("timm")
+    from safetensors.torch import save_file
+    from tests import pytorch_helpers
+    timm_model = pytorch_helpers.reference_model("timm", "regnetx_002")
+    path = str(tmp_path / "regnetx_002.safetensors")
+    save_file({k: v.contiguous() for k, v in timm_model.state_dict().items()}, path)
+
+    pretrained = pretrained_lib.resolve(path)
+    assert (pretrained.kind, pretrained.padding, pretrained.preprocessing, pretrained.classes) \
+        == ("pytorch", "symmetric", "imagenet", 1000)
+    assert pretrained.model == regnet_keras.get_config("RegNetX002").to_anynet()
+    assert pretrained.origin["library"] == "timm"
+    with pytest.raises(pretrained_lib.PretrainedWeightsError, match="its own design"):
+        pretrained_lib.resolve(path, model="RegNetX002")
+
+    config = training.with_pretrained(_config("unused", None), pretrained)
+    model = training.build_model(config, 3)
+    assert pretrained_lib.load_backbone(model, pretrained) is False
+    stem = timm_model.state_dict()["stem.conv.weight"].numpy().transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(model.get_layer(layer_names.STEM_CONV).kernel.numpy(), stem)

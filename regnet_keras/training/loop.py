@@ -215,6 +215,7 @@ def _identity_values(config: TrainConfig, source: data_lib.Source, pretrained) -
         "augmentation": dataclasses.asdict(config.augmentation),
         "label_smoothing": config.label_smoothing,
         "weights": pretrained.record() if pretrained is not None else None,
+        "weights_origin": pretrained.origin if pretrained is not None else None,
         "freeze_epochs": config.freeze_epochs,
         "freeze_bn": config.freeze_bn,
         "class_weights": config.class_weights,

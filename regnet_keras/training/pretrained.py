@@ -9,7 +9,10 @@ W is one of:
   a regnet_keras weights file written by regnet_keras.save_weights (carries its design)
   a keras.applications RegNet .h5 file (the zoo model must be given with it)
   a .keras model saved by regnet_keras, or a finished tools.train run directory (its final.keras)
-PyTorch checkpoints and named PyTorch weights plug in at PYTORCH below.
+  a PyTorch state dict (torchvision, timm, pycls, SEER; .safetensors, .pth, ...), read by
+                              regnet_keras.weights.pytorch with its architecture from its tensors
+  named published weights of the zoo model given with it ("torchvision_v2", "pycls", timm tags:
+                              regnet_keras.list_weights), fetched and checked once
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ IMAGENET = "imagenet"
 KERAS_MODEL_SUFFIX = ".keras"
 RUN_FILE = "run.json"
 RUN_MODEL = "final.keras"
-PYTORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
 class PretrainedWeightsError(InputError, ValueError):
@@ -37,7 +39,7 @@ class Pretrained:
     """Starting weights, read completely, with what they say about the model they fit."""
 
     name: str  # W as the user gave it
-    kind: str  # "imagenet", "regnet_keras", "keras.applications" or "keras_model"
+    kind: str  # "imagenet", "regnet_keras", "keras.applications", "keras_model" or "pytorch"
     file: str  # the file that was read
     sha256: str
     model: object  # the design to build: a zoo name or an AnyNetConfig
@@ -45,6 +47,9 @@ class Pretrained:
     preprocessing: str | None
     classes: int | None  # None: W has no classifier
     tensors: dict = dataclasses.field(repr=False, compare=False)
+    # Where published weights came from (regnet_keras.weights.origin.WeightsOrigin as a dict):
+    # library, layout, tag, license, published top-1; the TFLite metadata carries it on.
+    origin: dict | None = None
 
     def record(self) -> dict:
         """What run.json keeps of W, so that resume, evaluate, QAT and convert know the origin."""
@@ -79,17 +84,17 @@ def resolve(weights: str, model=None) -> Pretrained:
                 f"weights={weights!r} is a directory but not a finished tools.train run (no "
                 f"{RUN_FILE} and {RUN_MODEL}); finish that run first or pass a weights file.")
         return _from_keras_model(weights, run_model, model)
-    if weights.lower().endswith(PYTORCH_SUFFIXES) or (
-            not os.path.exists(weights) and os.sep not in weights and "." not in weights):
-        # PYTORCH: PyTorch checkpoints and named PyTorch weights ("torchvision_v2", ...) are
-        # converted by regnet_keras.from_pytorch, which plugs in here.
-        raise PretrainedWeightsError(
-            f"weights={weights!r}: PyTorch weights are not supported yet; pass 'imagenet', a "
-            "regnet_keras or keras.applications .h5 file, a .keras model or a run directory.")
+    from regnet_keras.weights import pytorch as pytorch_weights
+    if pytorch_weights.is_pytorch_file(weights) and os.path.isfile(weights):
+        _check_design(model, weights)
+        return _from_pytorch(weights, weights, pytorch_weights.read_pytorch_weights(weights))
+    if not os.path.exists(weights) and os.sep not in weights and "." not in weights:
+        return _from_named_weights(weights, model)
     if not os.path.isfile(weights):
         raise PretrainedWeightsError(
-            f"weights={weights!r} does not exist: pass 'imagenet', a regnet_keras or "
-            "keras.applications .h5 file, a .keras model or a finished run directory.")
+            f"weights={weights!r} does not exist: pass 'imagenet', a named weight "
+            "(regnet_keras.list_weights()), a regnet_keras or keras.applications .h5 file, a "
+            "PyTorch state dict, a .keras model or a finished run directory.")
     if weights.endswith(KERAS_MODEL_SUFFIX):
         return _from_keras_model(weights, weights, model)
     weights_file = weights_h5.open_weights_file(weights)
@@ -123,6 +128,30 @@ def _from_weights_file(name, kind, weights_file, model) -> Pretrained:
                       sha256=file_sha256(weights_file.path), model=design,
                       padding=weights_file.padding, preprocessing=weights_file.preprocessing,
                       classes=weights_file.classes, tensors=weights_file.tensors)
+
+
+def _from_named_weights(tag, model) -> Pretrained:
+    """Published weights of the zoo model `model` by their tag, e.g. "torchvision_v2"."""
+    from regnet_keras.weights import pytorch as pytorch_weights
+    from regnet_keras.weights import registry
+    zoo_name = _zoo_name(model, tag)
+    entry = registry.find(zoo_name, tag)
+    if entry is None:
+        raise PretrainedWeightsError(
+            f"weights={tag!r} is neither a file nor a named weight of {zoo_name}; its named "
+            f"weights are: {', '.join(['imagenet'] + registry.tags_of(zoo_name))}.")
+    path = registry.fetch_weights(zoo_name, tag)
+    # The file's own architecture: torchvision's group-width variants differ from the zoo's.
+    return _from_pytorch(tag, path, pytorch_weights.read_pytorch_weights(path, entry.origin(path)))
+
+
+def _from_pytorch(name, path, imported) -> Pretrained:
+    from regnet_keras.weights import pytorch as pytorch_weights
+    return Pretrained(name=name, kind="pytorch", file=path,
+                      sha256=imported.origin.sha256 or file_sha256(path), model=imported.config,
+                      padding=pytorch_weights.PADDING, preprocessing=pytorch_weights.PREPROCESSING,
+                      classes=imported.classes, tensors=imported.canonical.tensors,
+                      origin=imported.origin.to_dict())
 
 
 def _from_keras_model(name, path, model) -> Pretrained:
