@@ -24,6 +24,7 @@ from absl import app, flags
 import numpy as np
 
 from regnet_keras.lite import image_preprocessing
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -284,6 +285,7 @@ def write_goldens(out):
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.android_goldens")
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     write_goldens(FLAGS.out)

@@ -28,6 +28,7 @@ import tempfile
 
 from absl import app, flags
 import numpy as np
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["RegNetX002", "RegNetY002"], "Zoo models.")
@@ -163,6 +164,7 @@ def _call_worker(spec):
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.benchmark")
     del argv
     if FLAGS.worker:
         _run_worker(FLAGS.worker)

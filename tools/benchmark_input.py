@@ -12,6 +12,7 @@ import time
 from absl import app, flags, logging
 
 from tools import train as train_tool
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 60, "Timed steps of each measurement (after 5 warm-up steps).")
@@ -27,6 +28,7 @@ def _timed(function, steps):
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.benchmark_input")
     del argv
     logging.set_verbosity(logging.WARNING)
     import tensorflow as tf

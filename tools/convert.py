@@ -26,6 +26,7 @@ import time
 
 from absl import app, flags, logging
 import numpy as np
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory or a .keras file.", required=True)
@@ -169,6 +170,7 @@ def _verify(variants, run_dir, model_path, info, output_dir):
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.convert")
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
     logging.set_verbosity(logging.WARNING)

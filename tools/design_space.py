@@ -21,6 +21,7 @@ import os
 from absl import app, flags, logging
 
 from regnet_keras.training import data as data_lib
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 COMMANDS = ("sample", "train", "measure", "analyze", "pareto", "fit")
@@ -278,6 +279,7 @@ def fit():
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.design_space")
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"give one command: {' | '.join(COMMANDS)} (see the module's "
                              "docstring and --helpfull).")

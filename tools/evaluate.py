@@ -17,6 +17,7 @@ import os
 from absl import app, flags, logging
 
 from regnet_keras.training import data as data_lib
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "The .keras or .tflite model file to evaluate.",
@@ -57,6 +58,7 @@ def run_info_for(model_path):
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.evaluate")
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
     logging.set_verbosity(logging.WARNING)

@@ -18,6 +18,7 @@ import sys
 import time
 
 from absl import app, flags, logging
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A finished tools.train run directory.", required=True)
@@ -114,6 +115,7 @@ def _fine_tune(info, output_dir):
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.qat")
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: see --helpfull.")
     info, model_path = _run_info(FLAGS.model_dir)

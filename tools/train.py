@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
 from regnet_keras.design_space import AnyNetConfig
+from tools import backend as tool_backend
 
 FLAGS = flags.FLAGS
 
@@ -188,6 +189,7 @@ def train_config_from_flags():
 
 
 def main(argv):
+    tool_backend.exit_unless_tensorflow("tools.train")
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag "
                              "(see --helpfull).")
