@@ -122,7 +122,9 @@ def test_files_written_under_the_backend_load_in_tensorflow(runs, backend):
     _, outputs = runs[backend]
     work_dir = runs["dir"]
     images = outputs["trained_inputs"]
-    restored = regnet_keras.load_model(str(work_dir / f"{backend}_trained.keras"))
+    # Keras records a model compiled under PyTorch with PyTorch's own optimizer class, which
+    # only that backend can import: a file crossing backends loads without its compile state.
+    restored = regnet_keras.load_model(str(work_dir / f"{backend}_trained.keras"), compile=False)
     _assert_close_to_scale(np.asarray(restored(images, training=False)),
                            outputs["trained_predictions"])
     rebuilt = regnet_keras.RegNet(backend_process.TINY, input_shape=(32, 32, 3),
