@@ -11,6 +11,7 @@ starting JAX or PyTorch costs most of the time.
 import json
 import os
 import sys
+import time
 
 # The package is imported before anything else so that the check sees what it alone loads.
 import regnet_keras  # noqa: E402
@@ -21,11 +22,15 @@ LOADED_BY_IMPORT = sorted(module for module in ("keras", "tensorflow", "jax", "t
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from regnet_keras import AnyNetConfig, feature_pyramid  # noqa: E402
+from regnet_keras import AnyNetConfig, RegNetConfig, feature_pyramid  # noqa: E402
 from regnet_keras.tf_speedups import fused_batch_norm, grouped_conv  # noqa: E402
 
-# Zoo models whose weights files TensorFlow writes; the parity input is small to stay fast.
-PARITY_MODELS = ("RegNetX002", "RegNetY002")
+# A RegNetX and a RegNetY (RegNetX002's design parameters, 5 blocks instead of 13: building a
+# model costs seconds per hundred layers under JAX) whose weights files TensorFlow writes.
+PARITY_MODELS = {
+    "RegNetX": RegNetConfig(w0=24, wa=36.44, wm=2.49, depth=5, group_width=8, se_ratio=0.0),
+    "RegNetY": RegNetConfig(w0=24, wa=36.44, wm=2.49, depth=5, group_width=8, se_ratio=0.25),
+}
 PARITY_SIZE = 32
 # A 4-stage Y network small enough to train in seconds on any backend.
 TINY = AnyNetConfig(stage_widths=(16, 24, 32, 48), stage_depths=(1, 2, 1, 1),
@@ -45,21 +50,22 @@ def speedups_applied(model) -> int:
 
 
 def parity(work_dir, images, facts, outputs):
-    for name in PARITY_MODELS:
-        model = regnet_keras.build_model(name, weights=os.path.join(work_dir, f"{name}.h5"),
-                                         input_shape=(PARITY_SIZE, PARITY_SIZE, 3),
-                                         classifier_activation=None)
-        outputs[f"{name}_logits"] = to_numpy(model(images, training=False))
+    for name, config in PARITY_MODELS.items():
+        model = regnet_keras.RegNet(config, weights=os.path.join(work_dir, f"{name}.h5"),
+                                    input_shape=(PARITY_SIZE, PARITY_SIZE, 3),
+                                    classifier_activation=None)
+        outputs[f"{name}_logits"] = to_numpy(model.predict_on_batch(images))
         facts[name] = {
             "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-            "design_matches_zoo": (regnet_keras.design_of_model(model).config
-                                   == regnet_keras.get_config(name).to_anynet()),
+            "complexity_params": regnet_keras.complexity(config, PARITY_SIZE).params,
+            "design_matches": (regnet_keras.design_of_model(model).config
+                               == config.to_anynet()),
             "speedups_applied": speedups_applied(model),
             "patched_layers": sum(1 for layer in model.layers
                                   if {"call", "convolution_op"} & set(layer.__dict__)),
         }
     restored = regnet_keras.load_model(os.path.join(work_dir, "tensorflow.keras"))
-    outputs["tensorflow_keras_file_logits"] = to_numpy(restored(images, training=False))
+    outputs["tensorflow_keras_file_logits"] = to_numpy(restored.predict_on_batch(images))
 
 
 def train(work_dir, facts, outputs):
@@ -130,13 +136,15 @@ def tool_refusal(facts):
 
 def main(work_dir):
     backend = keras.backend.backend()
-    facts = {"backend": backend, "loaded_by_import": LOADED_BY_IMPORT}
+    facts = {"backend": backend, "loaded_by_import": LOADED_BY_IMPORT, "seconds": {}}
     outputs = {}
     images = np.load(os.path.join(work_dir, "images.npy"))
-    parity(work_dir, images, facts, outputs)
-    train(work_dir, facts, outputs)
-    mixed_precision(facts)
-    tool_refusal(facts)
+    for check in (lambda: parity(work_dir, images, facts, outputs),
+                  lambda: train(work_dir, facts, outputs),
+                  lambda: mixed_precision(facts), lambda: tool_refusal(facts)):
+        started = time.time()
+        check()
+        facts["seconds"][len(facts["seconds"])] = round(time.time() - started, 1)
     np.savez(os.path.join(work_dir, f"{backend}.npz"), **outputs)
     with open(os.path.join(work_dir, f"{backend}.json"), "w") as f:
         json.dump(facts, f, indent=1)
