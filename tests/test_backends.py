@@ -1,8 +1,8 @@
 """regnet_keras under the JAX and PyTorch backends, checked against TensorFlow's outputs and files.
 
 TensorFlow (this process) writes weights files, a .keras file and its outputs; tests/backend_process.py
-runs under each other backend in its own process (both at once) and reports back; files it writes
-are loaded here. Expected figures: TensorFlow's outputs (themselves checked against
+runs under each other backend in its own process and reports back; files it writes are loaded
+here. The PyTorch run is in the default set, the JAX run in the slow one (`-m slow`). Expected figures: TensorFlow's outputs (themselves checked against
 keras.applications in test_weights) and the paper's parameter counts.
 """
 
@@ -20,7 +20,8 @@ from regnet_keras import AnyNetConfig, feature_pyramid
 from tests import backend_process
 from tests.conftest import REPO
 
-BACKENDS = ("jax", "torch")
+# JAX builds and first calls cost several times PyTorch's on CPU: its run is in the slow set.
+BACKENDS = ("torch", pytest.param("jax", marks=pytest.mark.slow))
 # Stem and stage widths of RegNetX002 (the paper's table).
 X002_WIDTHS = (32, 24, 56, 152, 368)
 
@@ -34,16 +35,27 @@ def _randomise_batch_norm(model, rng):
                                rng.normal(0, 0.1, channels), rng.uniform(0.5, 1.5, channels)])
 
 
-def _start(backend, work_dir):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend)
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "backend_process.py"),
-                             str(work_dir)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+class BackendRuns(dict):
+    """runs["jax"] -> (facts, outputs) of backend_process under that backend, run when first asked
+    for; runs["tensorflow"] -> TensorFlow's outputs; runs["dir"] -> the shared directory."""
+
+    def __missing__(self, backend):
+        work_dir = self["dir"]
+        env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend)
+        process = subprocess.run(
+            [sys.executable, os.path.join(REPO, "tests", "backend_process.py"), str(work_dir)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+        assert process.returncode == 0, (f"{backend} process failed:\n{process.stdout[-3000:]}"
+                                         f"\n{process.stderr[-6000:]}")
+        with open(work_dir / f"{backend}.json") as f:
+            facts = json.load(f)
+        self[backend] = facts, dict(np.load(work_dir / f"{backend}.npz"))
+        return self[backend]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """{"tensorflow": outputs, "jax": (facts, outputs), "torch": ..., "dir": work dir}."""
+    """TensorFlow's files and outputs, and each other backend's run (see BackendRuns)."""
     work_dir = tmp_path_factory.mktemp("backends")
     rng = np.random.default_rng(0)
     size = backend_process.PARITY_SIZE
@@ -59,15 +71,7 @@ def runs(tmp_path_factory):
         if name == "RegNetX":
             model.save(work_dir / "tensorflow.keras")
             expected["tensorflow_keras_file_logits"] = expected[f"{name}_logits"]
-    processes = {backend: _start(backend, work_dir) for backend in BACKENDS}
-    result = {"tensorflow": expected, "dir": work_dir}
-    for backend, process in processes.items():
-        output, _ = process.communicate(timeout=1200)
-        assert process.returncode == 0, f"{backend} process failed:\n{output[-6000:]}"
-        with open(work_dir / f"{backend}.json") as f:
-            facts = json.load(f)
-        result[backend] = facts, dict(np.load(work_dir / f"{backend}.npz"))
-    return result
+    return BackendRuns(tensorflow=expected, dir=work_dir)
 
 
 def _assert_close_to_scale(actual, expected, tolerance=1e-5):
