@@ -1,7 +1,8 @@
 """Training throughput on one GPU: regnet_keras RegNetY016 on Keras/JAX against torchvision's regnet_y_1_6gf.
 
     python benchmarks/gpu_train_throughput.py                      # 224x224, batch 128, bfloat16
-    python benchmarks/gpu_train_throughput.py --batch 4 --steps 2 --size 64   # a CPU smoke run
+    python benchmarks/gpu_train_throughput.py --model RegNetY004 --batch 2 --steps 2 --size 32
+                                                                   # a CPU smoke run
 
 Each variant trains in a process of its own, one after the other (JAX reserves most of the GPU's
 memory, so the two frameworks never share it), on one random batch held on the device, so the
@@ -28,10 +29,15 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("keras_jax", "torch", "torch_compile")
 CLASSES = 1000
+# regnet_keras zoo model -> the torchvision model of the same design (pycls' RegNetY-1.6GF and
+# -400MF; torchvision's 800MF and 8GF differ from pycls', see REFERENCE).
+TORCHVISION_MODELS = {"RegNetY016": "regnet_y_1_6gf", "RegNetY004": "regnet_y_400mf"}
 
 
 def _arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="RegNetY016", choices=sorted(TORCHVISION_MODELS),
+                        help="Model pair to train (RegNetY004 for quick CPU checks).")
     parser.add_argument("--batch", type=int, default=128, help="Images per step.")
     parser.add_argument("--size", type=int, default=224, help="Input height and width.")
     parser.add_argument("--steps", type=int, default=30, help="Timed training steps.")
@@ -67,8 +73,8 @@ def _keras_jax(args) -> dict:
     import regnet_keras
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = regnet_keras.RegNetY016(input_shape=(args.size, args.size, 3), classes=CLASSES,
-                                    classifier_activation=None)
+    model = regnet_keras.build_model(args.model, input_shape=(args.size, args.size, 3),
+                                     classes=CLASSES, classifier_activation=None)
     optimizer = keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True)
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -112,7 +118,7 @@ def _torch(args, compiled: bool) -> dict:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cudnn.benchmark = True
-    model = torchvision.models.regnet_y_1_6gf(num_classes=CLASSES)
+    model = getattr(torchvision.models, TORCHVISION_MODELS[args.model])(num_classes=CLASSES)
     model = model.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     forward = torch.compile(model) if compiled else model
@@ -149,7 +155,7 @@ def _run_worker(args) -> None:
 
 def _run_variant(variant: str, args) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", variant,
-               "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
+               "--model", args.model, "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
                "--warmup", str(args.warmup)]
     try:
         completed = subprocess.run(command, capture_output=True, text=True,
@@ -178,9 +184,9 @@ def main(argv=None) -> None:
         results[variant] = _run_variant(variant, args)
         print(f"{variant}: {results[variant]}", file=sys.stderr, flush=True)
     reference = results.get("torch", {}).get("images_per_s")
-    print(f"RegNetY016 training, {args.size}x{args.size}, batch {args.batch}, bfloat16, "
+    print(f"{args.model} training, {args.size}x{args.size}, batch {args.batch}, bfloat16, "
           f"{args.steps} timed steps after {args.warmup}")
-    print(f"| variant | device | img/s | ms/step | warm-up s | x torch |")
+    print("| variant | device | img/s | ms/step | warm-up s | x torch |")
     print("|---|---|---|---|---|---|")
     for variant, result in results.items():
         if "error" in result:
