@@ -1,7 +1,8 @@
 """regnet_keras: RegNetX/Y for Keras 3 and tf-keras, built exactly as the paper defines them.
 
 Importing this package loads neither TensorFlow nor Keras; the builder loads the Keras of the
-process (see keras_backend) when a model is first built.
+process (see keras_backend) when a model is first built. Models build, load, save and train on
+every Keras 3 backend (TensorFlow, JAX, PyTorch); the tools are TensorFlow-only (docs/BACKENDS.md).
 """
 
 import os
@@ -11,7 +12,7 @@ import os
 # elsewhere (AVX2 machines) tf-keras and tfmot models with grouped convolutions fail to run and
 # Keras 3 training falls back to a slower per-group gradient. The variable is read when
 # TensorFlow loads, so it only helps when this package is imported first; a value the user set
-# is kept.
+# is kept. Setting it loads nothing, and the JAX and PyTorch backends ignore it.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from regnet_keras.applications import (
@@ -22,11 +23,12 @@ from regnet_keras.applications import (
 from regnet_keras.applications import RegNet
 from regnet_keras.complexity import Complexity, Cost, complexity
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, StageSpec
+from regnet_keras.feature_pyramid import feature_extractor
 from regnet_keras.introspect import design_of_model
 from regnet_keras.preprocessing import preprocess_input
+from regnet_keras.saving import load_model
 from regnet_keras.tf_speedups.fused_batch_norm import enable as enable_fused_batch_norm
 from regnet_keras.tf_speedups.grouped_conv import enable as enable_fast_grouped_conv
-from regnet_keras.tf_speedups.grouped_conv import load_model
 from regnet_keras.weights.h5 import (WeightsDownloadError, WeightsFileError, open_weights_file,
                                   save_weights)
 from regnet_keras.weights.origin import EvaluationTransform, WeightsOrigin

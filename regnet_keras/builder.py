@@ -2,12 +2,13 @@
 
 `build_network` is the architecture alone: stem, stages of X/Y blocks, head, the stride-2 padding
 geometry and the input normalisation as asked. Weights are the next layer up (regnet_keras.weights);
-`regnet_keras.RegNet` (applications.py) joins the two.
+`regnet_keras.RegNet` (applications.py) joins the two. The graph is plain Keras layers on any Keras 3
+backend; on TensorFlow the tf_speedups re-route grouped convolutions and batch norm to native kernels.
 """
 
 from __future__ import annotations
 
-from regnet_keras import blocks, layer_names
+from regnet_keras import blocks, feature_pyramid, layer_names
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig
 from regnet_keras.keras_backend import get_keras
 from regnet_keras.preprocessing import MODES as PREPROCESSING_MODES
@@ -66,7 +67,9 @@ def build_network(config: RegNetConfig | AnyNetConfig, *, include_top: bool = Tr
     elif pooling == "max":
         x = keras.layers.GlobalMaxPooling2D(name=layer_names.FEATURE_POOL["max"])(x)
 
-    model = keras.Model(inputs, x, name=name or ("regnet" if isinstance(config, RegNetConfig)
+    # Without the top the model is a backbone: under Keras 3 it exposes `pyramid_outputs`.
+    model_class = feature_pyramid.model_class(with_pyramid=not include_top)
+    model = model_class(inputs, x, name=name or ("regnet" if isinstance(config, RegNetConfig)
                                                  else "anynet"))
     grouped_conv.enable(model, grouped_conv_implementation)
     fused_batch_norm.enable(model, fused_batch_norm_training)

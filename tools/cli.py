@@ -34,13 +34,19 @@ NATIVE_LOG_LINE = re.compile(
 
 def run(main, loads_tensorflow: bool = True):
     """`absl.app.run(main)` with WARNING-level logging unless --verbosity is given, one-line
-    errors for app.UsageError and regnet_keras' InputError, and (unless the tool never needs it)
-    TensorFlow loaded quietly first."""
-    if loads_tensorflow and int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) > 0:
-        with native_log_lines_dropped():
-            import tensorflow as tf
-            tf.config.list_physical_devices()  # the CUDA probe logs here, once
-    app.run(lambda argv: _main(main, argv))
+    errors for app.UsageError and regnet_keras' InputError, and, for a tool that needs
+    TensorFlow (all but describe), a check that Keras runs on it and TensorFlow loaded quietly."""
+    app.run(lambda argv: _main(main, argv, loads_tensorflow))
+
+
+def _load_tensorflow(program: str):
+    """Loads TensorFlow (quietly), or raises BackendError when KERAS_BACKEND picks another."""
+    from regnet_keras import keras_backend
+    quiet = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) > 0
+    with native_log_lines_dropped() if quiet else contextlib.nullcontext():
+        keras_backend.require_tensorflow_backend(f"python -m {program}")
+        import tensorflow as tf
+        tf.config.list_physical_devices()  # the CUDA probe logs here, once
 
 
 @contextlib.contextmanager
@@ -64,11 +70,13 @@ def native_log_lines_dropped():
             sys.stderr.flush()
 
 
-def _main(main, argv):
+def _main(main, argv, loads_tensorflow):
     if not flags.FLAGS["verbosity"].present:
         # TensorFlow logs an INFO line through absl for every checkpoint and SavedModel write.
         logging.set_verbosity(logging.WARNING)
     try:
+        if loads_tensorflow:
+            _load_tensorflow(_program_name())
         return main(argv)
     except (app.UsageError, InputError) as error:
         program = _program_name()

@@ -31,7 +31,7 @@ import re
 
 import numpy as np
 
-from regnet_keras import layer_names
+from regnet_keras import keras_backend, layer_names
 from regnet_keras.errors import InputError
 from regnet_keras.lite import image_preprocessing
 from regnet_keras.preprocessing import (MODES, pixel_statistics, with_depthwise_preprocessing,
@@ -168,6 +168,7 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
     normalization: "model" (the file takes 0-255 pixels) or "app" (float variants whose
     normalisation cannot fold leave it to the app; see `app_normalization`).
     """
+    keras_backend.require_tensorflow_backend("regnet_keras.lite.export.convert")
     import tensorflow as tf
     if variant not in VARIANTS:
         raise ConversionError(f"variant={variant!r} is invalid: choose one of {VARIANTS}.")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import types
 
+from regnet_keras import keras_backend
+
 
 def _routable(layer) -> bool:
     """A Keras 3 BatchNormalization whose training call the fused kernel computes exactly."""
@@ -69,8 +71,10 @@ def enable(model, fused: bool = True) -> int:
     """Routes every Keras 3 BatchNormalization of `model` through the fused kernel; how many.
 
     `fused=False` restores Keras' own path. tf-keras layers are left alone: tf-keras fuses
-    batch normalization itself.
+    batch normalization itself. On the JAX and PyTorch backends it changes nothing and returns 0.
     """
+    if not keras_backend.is_tensorflow_backend():
+        return 0
     count = 0
     for layer in _sublayers(model):
         if not _routable(layer):

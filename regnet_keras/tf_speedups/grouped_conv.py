@@ -32,13 +32,15 @@ the forward native when oneDNN is off (1.1-1.4x the best of all of them).
 The speed-up is applied to the layer instances (`enable(model)`), which stay plain Keras Conv2D
 layers: saved files hold native layers and kernels, load without regnet_keras, and tfmot sees a
 Conv2D. A model restored from a file trains through Keras' path again until `enable` is called
-(`regnet_keras.load_model` does both).
+(`regnet_keras.load_model` does both, see saving.py).
 """
 
 from __future__ import annotations
 
 import functools
 import types
+
+from regnet_keras import keras_backend
 
 IMPLEMENTATIONS = ("auto", "native", "split_gradient", "keras")
 
@@ -151,11 +153,15 @@ def enable(model, implementation: str = "auto") -> int:
     """Routes every grouped Conv2D of `model` through `grouped_conv2d`; returns how many.
 
     `implementation="keras"` restores Keras' own (XLA-compiled) path. Works on Keras 3 and tf-keras
-    models, built here or loaded from a file, and on layers inside wrappers.
+    models, built here or loaded from a file, and on layers inside wrappers. On the JAX and
+    PyTorch backends it changes nothing and returns 0.
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation={implementation!r} is invalid: choose one of "
                          f"{IMPLEMENTATIONS}.")
+    if not keras_backend.is_tensorflow_backend():
+        # JAX and PyTorch run grouped convolutions through their own kernels.
+        return 0
     count = 0
     for layer in _sublayers(model):
         if not _is_grouped_conv2d(layer):
@@ -180,14 +186,3 @@ def implementation_of(layer) -> str:
         if method is not None:
             return method.__func__.args[0]
     return "keras"
-
-
-def load_model(path, implementation: str = "auto", **kwargs):
-    """`keras.models.load_model` (or tf-keras') plus `enable` and fused batch normalization: a
-    restored model trains as fast as a built one."""
-    from regnet_keras.keras_backend import get_keras
-    from regnet_keras.tf_speedups import fused_batch_norm
-    model = get_keras().models.load_model(path, **kwargs)
-    enable(model, implementation)
-    fused_batch_norm.enable(model)
-    return model

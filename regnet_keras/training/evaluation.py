@@ -116,7 +116,7 @@ def _load_predictor(model_path: str):
         outputs = int(runtime.get_output_details()[0]["shape"][-1])
         return ((lambda images: export.run(runtime, np.asarray(images), normalization)),
                 int(shape[1]), outputs)
-    from regnet_keras.tf_speedups.grouped_conv import load_model
+    from regnet_keras.saving import load_model
     try:
         model = load_model(model_path)
     except (ValueError, OSError, zipfile.BadZipFile) as error:

@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from regnet_keras import keras_backend
 from regnet_keras.errors import InputError
 from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
@@ -382,6 +383,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     Everything that can be checked is checked before the first step: the data, the model name,
     the model directory's previous run.
     """
+    keras_backend.require_tensorflow_backend("regnet_keras.training.loop.train")
     import tensorflow as tf
     import regnet_keras
 

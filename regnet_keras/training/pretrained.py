@@ -156,7 +156,7 @@ def _from_pytorch(name, path, imported) -> Pretrained:
 
 def _from_keras_model(name, path, model) -> Pretrained:
     from regnet_keras.introspect import design_of_model
-    from regnet_keras.tf_speedups.grouped_conv import load_model
+    from regnet_keras.saving import load_model
     from regnet_keras.weights import h5 as weights_h5
     _check_design(model, name)
     try:
