@@ -3,10 +3,7 @@
 the URL and the way to pass the file."""
 
 import dataclasses
-import functools
 import hashlib
-import http.server
-import threading
 
 import pytest
 
@@ -18,6 +15,7 @@ import regnet_keras  # noqa: E402
 from regnet_keras.weights import registry  # noqa: E402
 from regnet_keras.weights.h5 import WeightsDownloadError  # noqa: E402
 from tests import pytorch_helpers as helpers  # noqa: E402
+from tests.loopback_server import serve_directory  # noqa: E402
 
 
 def test_torchvision_entries_are_torchvision_weights():
@@ -65,31 +63,15 @@ def test_list_weights_is_the_table():
     assert len(regnet_keras.list_weights()) == len(registry.NAMED_WEIGHTS)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    requests = []
-
-    def do_GET(self):
-        self.requests.append(self.path)
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """A loopback server standing in for the publishers, and an empty cache."""
     directory = tmp_path / "served"
     directory.mkdir()
-    _Handler.requests = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv(registry.MIRROR_ENVIRONMENT, f"http://127.0.0.1:{server.server_address[1]}/")
-    monkeypatch.setenv(registry.CACHE_DIR_ENVIRONMENT, str(tmp_path / "cache"))
-    yield directory, _Handler.requests
-    server.shutdown()
-    server.server_close()
+    with serve_directory(directory) as (url, requests):
+        monkeypatch.setenv(registry.MIRROR_ENVIRONMENT, url)
+        monkeypatch.setenv(registry.CACHE_DIR_ENVIRONMENT, str(tmp_path / "cache"))
+        yield directory, requests
 
 
 def _sha256(path):

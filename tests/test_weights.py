@@ -1,9 +1,6 @@
-import functools
 import hashlib
-import http.server
 import os
 import shutil
-import threading
 
 import keras
 import numpy as np
@@ -12,6 +9,7 @@ import pytest
 import regnet_keras
 from regnet_keras.weights import h5 as weights_io
 from tests.conftest import PARITY_MODELS, PARITY_SIZE, write_keras_applications_references
+from tests.loopback_server import serve_directory
 from tests.zoo_table import ZOO_TABLE
 
 SHAPE = (PARITY_SIZE, PARITY_SIZE, 3)
@@ -157,28 +155,11 @@ def test_mismatched_files_never_half_load(tmp_path, keras_applications_reference
     assert_unchanged(x004, before)
 
 
-class _CountingHandler(http.server.SimpleHTTPRequestHandler):
-    requests = []
-
-    def do_GET(self):
-        self.requests.append(self.path)
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def weights_server(keras_applications_references):
     """A loopback HTTP server serving the reference directory, like Keras' weights storage."""
-    _CountingHandler.requests = []
-    handler = functools.partial(_CountingHandler, directory=keras_applications_references)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", _CountingHandler.requests
-    server.shutdown()
-    server.server_close()
+    with serve_directory(keras_applications_references) as served:
+        yield served
 
 
 def sha256(path):

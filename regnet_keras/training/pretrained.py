@@ -18,7 +18,6 @@ W is one of:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 from regnet_keras import layer_names
@@ -58,11 +57,8 @@ class Pretrained:
 
 
 def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from regnet_keras.weights.state_dict_files import sha256_of
+    return sha256_of(path)
 
 
 def resolve(weights: str, model=None) -> Pretrained:
