@@ -33,7 +33,7 @@ def test_a_usage_error_is_one_line_not_the_help_page():
     assert result.returncode == cli.USAGE_EXIT_STATUS
     assert result.stderr.strip().splitlines() == [
         "tools.train: error: dataset='folder' needs --data_dir: a directory with one sub-folder "
-        "of JPEG/PNG images per class. (--helpshort lists the flags)"]
+        "of images per class. (--helpshort lists the flags)"]
 
 
 def test_a_truncated_tflite_file_is_one_line_naming_the_file(tmp_path):
