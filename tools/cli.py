@@ -24,7 +24,6 @@ from regnet_keras.errors import InputError
 # failed run (1).
 USAGE_EXIT_STATUS = 2
 
-
 # A line of absl's C++ log format ("I0000 00:00:1796394551.530465   17874 port.cc:153] ..."), and
 # the notice absl prints before the first such line.
 NATIVE_LOG_LINE = re.compile(
