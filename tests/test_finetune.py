@@ -18,6 +18,7 @@ from regnet_keras.training import loop as training
 from regnet_keras.training import pretrained as pretrained_lib
 from regnet_keras.training import run_lock
 from regnet_keras.weights import h5 as weights_h5
+from regnet_keras.weights.state_dict_files import sha256_of
 from tests.conftest import REPO
 from tests.test_weights import weights_server  # noqa: F401 - a fixture used below
 from tests.training_helpers import environment, run, write_image_folder
@@ -103,7 +104,7 @@ def test_the_frozen_phase_leaves_the_backbone_and_its_bn_statistics_unchanged(
                                     freeze_epochs=1.0, head_lr=0.5))
     assert result["status"] == "finished" and result["optimizer_steps"] > 0
     info = json.loads((model_dir / "run.json").read_text())
-    assert info["weights"]["sha256"] == pretrained_lib.file_sha256(source_weights)
+    assert info["weights"]["sha256"] == sha256_of(source_weights)
     assert info["weights"]["name"] == source_weights and info["freeze_epochs"] == 1.0
     trained = weights_h5.model_tensors(regnet_keras.load_model(str(model_dir / "final.keras")))
     stored = weights_h5.open_weights_file(source_weights).tensors
@@ -242,7 +243,7 @@ def test_imagenet_and_keras_applications_files_give_their_backbone_padding_and_s
     monkeypatch.setenv(weights_h5.WEIGHTS_URL_ENVIRONMENT, url)
     monkeypatch.setenv(weights_h5.CACHE_DIR_ENVIRONMENT, str(tmp_path))
     monkeypatch.setitem(weights_h5.KERAS_APPLICATIONS_SHA256, "RegNetX002", (
-        pretrained_lib.file_sha256(full), "unused"))
+        sha256_of(full), "unused"))
     with pytest.raises(pretrained_lib.PretrainedWeightsError, match="--model RegNetX002"):
         pretrained_lib.resolve(full)
     stored = weights_h5.open_weights_file(full).tensors

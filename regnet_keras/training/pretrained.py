@@ -22,6 +22,7 @@ import os
 
 from regnet_keras import layer_names
 from regnet_keras.errors import InputError
+from regnet_keras.weights.state_dict_files import sha256_of
 
 IMAGENET = "imagenet"
 KERAS_MODEL_SUFFIX = ".keras"
@@ -54,11 +55,6 @@ class Pretrained:
         """What run.json keeps of W, so that resume, evaluate, QAT and convert know the origin."""
         return {"name": self.name, "kind": self.kind, "file": os.path.abspath(self.file),
                 "sha256": self.sha256}
-
-
-def file_sha256(path: str) -> str:
-    from regnet_keras.weights.state_dict_files import sha256_of
-    return sha256_of(path)
 
 
 def resolve(weights: str, model=None) -> Pretrained:
@@ -121,7 +117,7 @@ def _from_weights_file(name, kind, weights_file, model) -> Pretrained:
         _check_design(model, name)
         design = weights_file.config
     return Pretrained(name=name, kind=kind, file=weights_file.path,
-                      sha256=file_sha256(weights_file.path), model=design,
+                      sha256=sha256_of(weights_file.path), model=design,
                       padding=weights_file.padding, preprocessing=weights_file.preprocessing,
                       classes=weights_file.classes, tensors=weights_file.tensors)
 
@@ -144,7 +140,7 @@ def _from_named_weights(tag, model) -> Pretrained:
 def _from_pytorch(name, path, imported) -> Pretrained:
     from regnet_keras.weights import pytorch as pytorch_weights
     return Pretrained(name=name, kind="pytorch", file=path,
-                      sha256=imported.origin.sha256 or file_sha256(path), model=imported.config,
+                      sha256=imported.origin.sha256 or sha256_of(path), model=imported.config,
                       padding=pytorch_weights.PADDING, preprocessing=pytorch_weights.PREPROCESSING,
                       classes=imported.classes, tensors=imported.canonical.tensors,
                       origin=imported.origin.to_dict())
@@ -164,7 +160,7 @@ def _from_keras_model(name, path, model) -> Pretrained:
         design = design_of_model(keras_model)
     except ValueError as error:
         raise PretrainedWeightsError(f"weights={name!r}: {error}") from error
-    return Pretrained(name=name, kind="keras_model", file=path, sha256=file_sha256(path),
+    return Pretrained(name=name, kind="keras_model", file=path, sha256=sha256_of(path),
                       model=design.config, padding=design.padding,
                       preprocessing=design.preprocessing, classes=design.classes,
                       tensors=weights_h5.model_tensors(keras_model))
