@@ -120,13 +120,7 @@ def _with_pytorch_weights(config, weights, zoo_name, *, include_top, input_tenso
             f"{path} holds another architecture than {zoo_name or 'the config'}; nothing was "
             f"loaded:\n  file:  {imported.config}\n  model: {expected}\nBuild the file's own "
             f"architecture with regnet_keras.from_pytorch({os.fspath(path)!r}).")
-    if include_top and imported.classes is None:
-        raise pytorch_weights.PyTorchWeightsError(
-            f"{path} has no classifier; pass include_top=False.")
-    if include_top and imported.classes != classes:
-        raise pytorch_weights.PyTorchWeightsError(
-            f"{path}: its classifier has {imported.classes} classes but classes={classes}; pass "
-            f"classes={imported.classes}, or include_top=False to keep only features.")
+    pytorch_weights.check_classifier(imported, os.fspath(path), include_top, classes)
     padding = _choose("padding", padding, pytorch_weights.PADDING, "symmetric", blocks.PADDINGS)
     preprocessing = _choose("preprocessing", preprocessing, pytorch_weights.PREPROCESSING,
                             "imagenet", PREPROCESSING_MODES)

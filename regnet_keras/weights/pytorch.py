@@ -97,6 +97,19 @@ def load_into(model, weights: PyTorchWeights, source: str = "the state dict") ->
     attach(model, weights.origin)
 
 
+def check_classifier(weights: PyTorchWeights, described: str, include_top: bool,
+                     classes: int | None) -> None:
+    """Refuses a top that the state dict cannot fill: no classifier, or another class count
+    (`classes` None accepts the file's)."""
+    if include_top and weights.classes is None:
+        raise PyTorchWeightsError(f"{described} has no classifier (it is a trunk, e.g. a SEER "
+                                  "pretrained model); pass include_top=False to get features.")
+    if include_top and classes is not None and classes != weights.classes:
+        raise PyTorchWeightsError(
+            f"{described}: its classifier has {weights.classes} classes but classes={classes}; "
+            f"pass classes={weights.classes}, or include_top=False and add your own classifier.")
+
+
 def from_pytorch(source, *, include_top: bool = True, input_shape=None, pooling=None,
                  classes: int | None = None, classifier_activation="softmax",
                  name: str | None = None, origin: WeightsOrigin | None = None):
@@ -121,13 +134,7 @@ def from_pytorch(source, *, include_top: bool = True, input_shape=None, pooling=
     """
     described = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the state dict"
     weights = read_pytorch_weights(source, origin)
-    if include_top and weights.classes is None:
-        raise PyTorchWeightsError(f"{described} has no classifier (it is a trunk, e.g. a SEER "
-                                  "pretrained model); pass include_top=False to get features.")
-    if include_top and classes is not None and classes != weights.classes:
-        raise PyTorchWeightsError(
-            f"{described}: its classifier has {weights.classes} classes but classes={classes}; "
-            "leave classes unset, or pass include_top=False and add your own classifier.")
+    check_classifier(weights, described, include_top, classes)
     model = builder.build_network(
         weights.config, include_top=include_top, input_shape=input_shape, pooling=pooling,
         classes=weights.classes or 1000, classifier_activation=classifier_activation,
