@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from regnet_keras.errors import InputError
 
 METADATA_FORMAT = "regnet_keras.tflite_metadata"

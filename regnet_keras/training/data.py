@@ -34,6 +34,7 @@ import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
 from regnet_keras.errors import InputError
 
 FASHION_MNIST = "fashion_mnist"
