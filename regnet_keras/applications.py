@@ -164,8 +164,6 @@ def _choose(argument, requested, from_weights, default, allowed):
     return requested or from_weights or default
 
 
-
-
 def _zoo_constructor(zoo_name: str):
     entry = get_entry(zoo_name)
 
