@@ -22,11 +22,13 @@ def trained_run(tmp_path_factory):
 
 
 def test_qat_then_convert_writes_verified_variants_with_metadata(trained_run, tmp_path):
+    # 256 training images are 8 steps per epoch: 12 steps at least take a second epoch.
     qat = run([sys.executable, "-m", "tools.qat", "--model_dir", trained_run, "--epochs", "1",
-               "--batch_size", "32"])
+               "--min_steps", "12", "--batch_size", "32"])
     assert qat.returncode == 0, qat.stderr[-3000:]
     summary = json.load(open(os.path.join(trained_run, "qat", "qat.json")))
     assert summary["float_layers"] == [] and summary["quantized_layers"] > 20
+    assert summary["epochs"] == 2 and summary["optimizer_steps"] == 16
 
     assets, web_assets = str(tmp_path / "assets"), str(tmp_path / "web_models")
     converted = run([sys.executable, "-m", "tools.convert", "--model", trained_run,

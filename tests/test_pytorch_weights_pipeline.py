@@ -53,7 +53,7 @@ def test_imported_model_through_qat_and_convert(tmp_path):
     (run_dir / "run.json").write_text(json.dumps(info))
 
     qat = run([sys.executable, "-m", "tools.qat", "--model_dir", str(run_dir), "--epochs", "1",
-               "--batch_size", "32"], timeout=1800)
+               "--min_steps", "0", "--batch_size", "32"], timeout=1800)
     assert qat.returncode == 0, qat.stderr[-3000:]
     converted = run([sys.executable, "-m", "tools.convert", "--model", str(run_dir),
                      "--variants", "float32,int8,qat", "--representative_images", "64"],
