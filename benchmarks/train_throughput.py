@@ -24,6 +24,7 @@ rounds, in turn (the order reversed every other round), and every figure is the 
 rounds with its range; a ratio to PyTorch is the median of the per-round ratios, with their range.
 """
 
+import importlib.util
 import json
 import os
 import resource
@@ -187,11 +188,8 @@ def _measure(variant, model_name, size):
 
 
 def _have_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    # Without importing it: the parent process would hold torch's memory for the whole run.
+    return importlib.util.find_spec("torch") is not None
 
 
 def _measure_rounds(variants, model_name, size):
@@ -267,6 +265,9 @@ def main(_):
                     row = _row(results, peer_results if variant != PEER else None)
                 print(f"{model_name:11s} {size:4d} {variant:13s} " + " ".join(
                     f"{cell:>{width}s}" for cell, (_, width) in zip(row, COLUMNS)), flush=True)
+    # Other jobs on the machine slow PyTorch's spinning OpenMP threads most: say how busy it was.
+    print("load average over the last 1, 5, 15 minutes at the end: " +
+          ", ".join(f"{load:.1f}" for load in os.getloadavg()))
 
 
 if __name__ == "__main__":
