@@ -36,7 +36,7 @@ def _report(stages):
 def _ours():
     import regnet_keras
     import numpy as np
-    import tensorflow as tf  # noqa: F401  (in the baseline)
+    import tensorflow  # noqa: F401  (in the baseline)
     from regnet_keras import inference
     stages = [("import", _rss_mb())]
     size = FLAGS.size

@@ -41,7 +41,7 @@ def _peak_rss_mb() -> float:
 def _worker(path):
     import regnet_keras
     import numpy as np
-    import tensorflow as tf  # noqa: F401  (in the baseline)
+    import tensorflow  # noqa: F401  (in the baseline)
     from regnet_keras import inference
     baseline = _peak_rss_mb()
     size = FLAGS.size

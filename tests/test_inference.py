@@ -1,5 +1,6 @@
 """Inference helpers: the batch-norm-folded copy computes what the model and PyTorch's reference
-compute, stays a plain Keras model, and the compiled predict loop returns what model.predict does."""
+compute and stays a plain Keras model; the compiled predict loop returns what model.predict
+returns."""
 
 import keras
 import numpy as np
