@@ -75,6 +75,23 @@ def _passes_per_second(run, images, passes):
     return images / statistics.median(times)
 
 
+def _keras_inference(model, size, batch, baseline, fold):
+    """Inference figures; the images live only here, so that training's peak leaves them out."""
+    images = _images(size, FLAGS.predict_images)
+    result = {}
+    if fold:
+        from regnet_keras import inference
+        folded = inference.fold_batch_norm(model)
+        result["predict"] = _passes_per_second(
+            lambda: inference.predict(folded, images, batch), len(images), FLAGS.predict_passes)
+        result["predict_mb"] = _peak_rss_mb() - baseline
+    result["keras_predict"] = _passes_per_second(
+        lambda: model.predict(images, batch_size=batch, verbose=0), len(images),
+        FLAGS.predict_passes)
+    result.setdefault("predict_mb", _peak_rss_mb() - baseline)
+    return result
+
+
 def _keras_worker(variant, model_name, size, batch, warmup, steps):
     # regnet_keras before TensorFlow, as users import it: it turns on TensorFlow's oneDNN kernels.
     import regnet_keras
@@ -84,7 +101,6 @@ def _keras_worker(variant, model_name, size, batch, warmup, steps):
         import tf_keras as keras
     else:
         import keras
-        from regnet_keras import inference
     baseline = _peak_rss_mb()
     if variant == "tf_keras_app":
         model = getattr(keras.applications, model_name)(
@@ -94,19 +110,8 @@ def _keras_worker(variant, model_name, size, batch, warmup, steps):
         model = regnet_keras.build_model(model_name, classes=CLASSES, input_shape=(size, size, 3),
                                          grouped_conv_implementation=implementation,
                                          fused_batch_norm_training=variant == "ours")
-    images = _images(size, FLAGS.predict_images)
-    result = {"import_mb": baseline}
-    if variant != "tf_keras_app":
-        folded = inference.fold_batch_norm(model)
-        result["predict"] = _passes_per_second(
-            lambda: inference.predict(folded, images, batch), len(images), FLAGS.predict_passes)
-        result["predict_mb"] = _peak_rss_mb() - baseline
-        del folded
-    result["keras_predict"] = _passes_per_second(
-        lambda: model.predict(images, batch_size=batch, verbose=0), len(images),
-        FLAGS.predict_passes)
-    result.setdefault("predict_mb", _peak_rss_mb() - baseline)
-    del images
+    result = {"import_mb": baseline, **_keras_inference(model, size, batch, baseline,
+                                                       fold=variant != "tf_keras_app")}
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     train_images = _images(size, batch)
@@ -121,6 +126,22 @@ def _keras_worker(variant, model_name, size, batch, warmup, steps):
     return result
 
 
+def _pytorch_inference(model, size, batch, baseline):
+    import torch
+    images = torch.from_numpy(_images(size, FLAGS.predict_images)).permute(0, 3, 1, 2)
+    images = images.contiguous(memory_format=torch.channels_last)
+
+    def run_inference():
+        with torch.no_grad():
+            for start in range(0, len(images), batch):
+                model(images[start:start + batch]).numpy()
+
+    model.eval()
+    result = {"predict": _passes_per_second(run_inference, len(images), FLAGS.predict_passes)}
+    result["predict_mb"] = _peak_rss_mb() - baseline
+    return result
+
+
 def _pytorch_worker(model_name, size, batch, warmup, steps):
     import regnet_keras
     import numpy as np  # noqa: F401  (in the baseline, as on the Keras side)
@@ -130,19 +151,7 @@ def _pytorch_worker(model_name, size, batch, warmup, steps):
     torch.manual_seed(0)
     model = RegNet(regnet_keras.get_config(model_name), CLASSES).to(
         memory_format=torch.channels_last)
-    images = torch.from_numpy(_images(size, FLAGS.predict_images)).permute(0, 3, 1, 2)
-    images = images.contiguous(memory_format=torch.channels_last)
-    result = {"import_mb": baseline}
-
-    def run_inference():
-        with torch.no_grad():
-            for start in range(0, len(images), batch):
-                model(images[start:start + batch]).numpy()
-
-    model.eval()
-    result["predict"] = _passes_per_second(run_inference, len(images), FLAGS.predict_passes)
-    result["predict_mb"] = _peak_rss_mb() - baseline
-    del images
+    result = {"import_mb": baseline, **_pytorch_inference(model, size, batch, baseline)}
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9, nesterov=True)
     train_images = torch.rand(batch, 3, size, size).to(memory_format=torch.channels_last)
