@@ -268,10 +268,7 @@ def main(_):
             rounds = _measure_rounds(variants, model_name, size)
             peer_results = rounds.get(PEER)
             for variant, results in rounds.items():
-                if variant == PEER and len(variants) > 1:
-                    row = _row(results, None)
-                else:
-                    row = _row(results, peer_results if variant != PEER else None)
+                row = _row(results, peer_results if variant != PEER else None)
                 print(f"{model_name:11s} {size:4d} {variant:13s} " + " ".join(
                     f"{cell:>{width}s}" for cell, (_, width) in zip(row, COLUMNS)), flush=True)
     # Other jobs on the machine slow PyTorch's spinning OpenMP threads most: say how busy it was.

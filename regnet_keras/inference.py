@@ -2,9 +2,11 @@
 
 In inference a BatchNormalization after a convolution is a per-channel affine map, so it can be
 folded into the convolution's kernel and bias: `kernel * scale` and `(bias - mean) * scale + beta`
-with `scale = gamma / sqrt(variance + epsilon)`. The folded copy runs one op (Conv2D+BiasAdd,
-which TensorFlow's oneDNN kernels fuse with the ReLU that follows) where the model runs six
-(the convolution, then Keras' unfused normalisation: subtract, multiply, add, ...).
+with `scale = gamma / sqrt(variance + epsilon)`. The folded copy runs Conv2D+BiasAdd, which
+TensorFlow fuses with the ReLU that follows into one convolution, where the model runs the
+convolution and then Keras' unfused normalisation (several element-wise ops). TensorFlow's fused
+convolution takes groups only from oneDNN, so grouped convolutions are folded only where oneDNN
+is on (`import regnet_keras` before TensorFlow turns it on); elsewhere their normalisation stays.
 
 `fold_batch_norm(model)` returns that copy as a plain Keras functional model: Conv2D layers with
 a bias, no BatchNormalization, the same layer names, the same outputs within float32 rounding. It
@@ -30,7 +32,7 @@ class InferenceError(InputError, ValueError):
     """A model or input that the inference helpers cannot take."""
 
 
-def _foldable_pairs(model) -> dict:
+def _foldable_pairs(model, fuse_grouped: bool) -> dict:
     """{Conv2D name: the BatchNormalization that alone consumes its output, on channels}."""
     keras = keras_backend.get_keras()
     pairs = {}
@@ -43,9 +45,19 @@ def _foldable_pairs(model) -> dict:
         conv = sources[0]._keras_history.operation
         if (type(conv) is keras.layers.Conv2D and conv.data_format == "channels_last"
                 and layer.axis in (-1, 3) and conv.activation is keras.activations.linear
-                and len(conv._inbound_nodes) == 1 and len(conv._outbound_nodes) == 1):
+                and len(conv._inbound_nodes) == 1 and len(conv._outbound_nodes) == 1
+                and (conv.groups == 1 or fuse_grouped)):
             pairs[conv.name] = layer
     return pairs
+
+
+def _onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels in this process (chosen when it loaded)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return False
 
 
 def fold_batch_norm(model):
@@ -59,7 +71,9 @@ def fold_batch_norm(model):
         raise InferenceError(f"fold_batch_norm takes a Keras 3 functional model, not "
                              f"{type(model).__name__}: build it with regnet_keras or the "
                              "functional API.")
-    pairs = _foldable_pairs(model)
+    # Without oneDNN, TensorFlow's fused Conv2D+BiasAdd+ReLU kernel refuses grouped convolutions.
+    fuse_grouped = not keras_backend.is_tensorflow_backend() or _onednn_enabled()
+    pairs = _foldable_pairs(model, fuse_grouped)
     folded_norms = {norm.name for norm in pairs.values()}
 
     def clone_layer(layer):

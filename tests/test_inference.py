@@ -8,6 +8,7 @@ import pytest
 
 import regnet_keras
 from regnet_keras import AnyNetConfig, RegNet, inference
+from tests.conftest import run_python
 
 TINY = AnyNetConfig(stage_widths=(16, 32), stage_depths=(1, 2), stage_group_widths=(8, 8),
                     stage_strides=(2, 2), stage_bottlenecks=(1.0, 1.0), se_ratio=0.25,
@@ -121,3 +122,21 @@ def test_bad_input_is_refused_with_the_way_out():
     sequential = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
     with pytest.raises(inference.InferenceError, match="functional model"):
         inference.fold_batch_norm(sequential)
+
+
+WITHOUT_ONEDNN = """
+import numpy as np, tensorflow, keras
+import regnet_keras
+from regnet_keras import inference
+model = regnet_keras.RegNetY002(classes=10, input_shape=(32, 32, 3), classifier_activation=None)
+folded = inference.fold_batch_norm(model)
+images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+difference = np.abs(inference.predict(folded, images) - model.predict(images, verbose=0)).max()
+kept = [layer.name for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
+assert difference < 1e-4 and kept and all(name.endswith("b_bn") for name in kept), (difference, kept)
+"""
+
+
+def test_grouped_convolutions_keep_their_batch_norm_without_onednn():
+    # TensorFlow's fused Conv2D+BiasAdd+ReLU refuses groups unless oneDNN runs it.
+    run_python(["-c", WITHOUT_ONEDNN], extra_env={"TF_ENABLE_ONEDNN_OPTS": "0"})
