@@ -9,14 +9,14 @@ convolution takes groups only from oneDNN, so grouped convolutions are folded on
 is on (`import regnet_keras` before TensorFlow turns it on); elsewhere their normalisation stays.
 
 `fold_batch_norm(model)` returns that copy as a plain Keras functional model: Conv2D layers with
-a bias, no BatchNormalization, the same layer names, the same outputs within float32 rounding. It
+a bias in place of each folded BatchNormalization, the same layer names, the same outputs within float32 rounding. It
 is for inference only (it cannot train batch statistics); the model you train and save stays as
 it is.
 
 `predict(model, images)` runs a model (folded or not) over a NumPy array in fixed-size batches
 through one compiled function. Keras' `model.predict` feeds its batches through a tf.data
-pipeline built from a copy of the array, which adds time per batch and memory per call; this loop
-slices the array in place and pads the last batch, so the function is traced once.
+pipeline over the array, which adds time per batch and memory per call; this loop slices the
+array in place and pads the last batch, so the function is traced once.
 """
 
 from __future__ import annotations
