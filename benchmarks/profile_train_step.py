@@ -141,10 +141,11 @@ def _tf_op_times(space):
 
 
 def profile_tensorflow(model_name, size, fused):
+    # regnet_keras before TensorFlow, as users import it: it turns on TensorFlow's oneDNN kernels.
+    import regnet_keras
     import numpy as np
     import tensorflow as tf
     import keras
-    import regnet_keras
     from regnet_keras.tf_speedups import fused_batch_norm
     model = regnet_keras.build_model(model_name, classes=CLASSES, input_shape=(size, size, 3))
     fused_batch_norm.enable(model, fused)

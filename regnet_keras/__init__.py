@@ -24,6 +24,7 @@ from regnet_keras.applications import RegNet
 from regnet_keras.complexity import Complexity, Cost, complexity
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, StageSpec
 from regnet_keras.feature_pyramid import feature_extractor
+from regnet_keras.inference import fold_batch_norm
 from regnet_keras.introspect import design_of_model
 from regnet_keras.preprocessing import preprocess_input
 from regnet_keras.saving import load_model

@@ -1,0 +1,109 @@
+"""What each inference measure saves: time and memory of `predict` step by step, in rounds.
+
+    python -m benchmarks.predict_paths [--model RegNetX002] [--size 128] [--repeats 5]
+
+Each path runs in a process of its own (oneDNN is chosen when TensorFlow loads, and peak memory
+is per process), over --images images in batches of 32, the paths in turn in every round:
+  keras_predict_no_onednn  model.predict with TensorFlow's oneDNN kernels off
+                           (TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's default on CPUs without AVX-512)
+  keras_predict            model.predict (oneDNN on, as `import regnet_keras` first sets it)
+  compiled_loop            regnet_keras.inference.predict(model): one tf.function over slices of
+                           the array, no tf.data pipeline
+  folded                   the same on regnet_keras.fold_batch_norm(model)
+Prints img/s and peak RSS above the import baseline, median (range) across rounds.
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "RegNetX002", "Zoo model.")
+flags.DEFINE_integer("size", 128, "Input size.")
+flags.DEFINE_integer("images", 256, "Images per timed pass.")
+flags.DEFINE_integer("passes", 3, "Timed passes per process (the median).")
+flags.DEFINE_integer("repeats", 5, "Rounds.")
+flags.DEFINE_string("worker", None, "Internal: run one path and print its JSON result.")
+
+PATHS = ("keras_predict_no_onednn", "keras_predict", "compiled_loop", "folded")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _worker(path):
+    import regnet_keras
+    import numpy as np
+    import tensorflow  # noqa: F401  (in the baseline)
+    from regnet_keras import inference
+    baseline = _peak_rss_mb()
+    size = FLAGS.size
+    model = regnet_keras.build_model(FLAGS.model, classes=100, input_shape=(size, size, 3))
+    images = np.random.default_rng(0).random((FLAGS.images, size, size, 3), np.float32) * 255
+    if path == "folded":
+        model = inference.fold_batch_norm(model)
+    if path.startswith("keras_predict"):
+        def run():
+            model.predict(images, batch_size=32, verbose=0)
+    else:
+        def run():
+            inference.predict(model, images, batch_size=32)
+    run()
+    times = []
+    for _ in range(FLAGS.passes):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    print("RESULT " + json.dumps({"img_s": len(images) / statistics.median(times),
+                                  "mb": _peak_rss_mb() - baseline}))
+
+
+def _measure(path):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                       TF_ENABLE_ONEDNN_OPTS="0" if path.endswith("no_onednn") else "1")
+    command = [sys.executable, "-m", "benchmarks.predict_paths", f"--worker={path}",
+               f"--model={FLAGS.model}", f"--size={FLAGS.size}", f"--images={FLAGS.images}",
+               f"--passes={FLAGS.passes}"]
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    print(f"  {path}: failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}",
+          file=sys.stderr)
+    return None
+
+
+def _spread(values, digits):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
+def main(_):
+    if FLAGS.worker:
+        _worker(FLAGS.worker)
+        return
+    results = {path: [] for path in PATHS}
+    for round_index in range(FLAGS.repeats):
+        for path in (PATHS if round_index % 2 == 0 else PATHS[::-1]):
+            results[path].append(_measure(path))
+    print(f"{FLAGS.model} {FLAGS.size}x{FLAGS.size}, batch 32, {FLAGS.images} images, "
+          f"{FLAGS.repeats} rounds; median (range)")
+    print(f"{'path':24s} {'img/s':>20s} {'peak RSS MB above import':>26s}")
+    for path, runs in results.items():
+        img_s = [r["img_s"] if r else None for r in runs]
+        mb = [r["mb"] if r else None for r in runs]
+        print(f"{path:24s} {_spread(img_s, 1):>20s} {_spread(mb, 0):>26s}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
