@@ -150,8 +150,9 @@ def app_normalization(model, variant: str, normalization: str = "model"):
 
     The app takes over only what would cost the file a pass over the input: an offset (ImageNet
     mean/std), which a zero-padded stem cannot absorb. A scale alone folds into the stem for
-    free and stays in the file. A QAT model always hands its normalisation (a quantized 1x1
-    depthwise convolution) to the app, so that its file has the post-training file's ops.
+    free and stays in the file. A QAT model's normalisation (a quantized 1x1 depthwise
+    convolution) goes to the app on the same terms, so that its file has the post-training
+    file's ops.
     """
     if normalization not in NORMALIZATIONS:
         raise ConversionError(f"normalization={normalization!r} is invalid: choose one of "
@@ -160,8 +161,9 @@ def app_normalization(model, variant: str, normalization: str = "model"):
         return None
     if variant == "qat":
         from regnet_keras.lite import quantization
-        return quantization.input_statistics(model)
-    statistics = pixel_statistics(model)
+        statistics = quantization.input_statistics(model)
+    else:
+        statistics = pixel_statistics(model)
     if statistics is None or not np.any(statistics[0]):
         return None
     return statistics
