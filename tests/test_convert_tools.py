@@ -47,12 +47,16 @@ def test_qat_then_convert_writes_verified_variants_with_metadata(trained_run, tm
     int8 = json.load(open(os.path.join(trained_run, "tflite", "run_int8.json")))
     assert int8["labels"] == class_names and int8["input"]["dtype"] == "uint8"
     assert int8["input"]["shape"] == [1, 32, 32, 3]
-    assert int8["input"]["mean"] == [0.0] * 3 and int8["input"]["std"] == [1.0] * 3
-    # The float files leave the ImageNet mean/std to the app (on the 0-255 scale).
-    float32 = json.load(open(os.path.join(trained_run, "tflite", "run_float32.json")))
-    assert float32["input"]["in_model_normalization"] == "none"
-    assert float32["input"]["mean"] == pytest.approx([123.675, 116.28, 103.53], abs=1e-4)
-    assert float32["input"]["std"] == pytest.approx([58.395, 57.12, 57.375], abs=1e-4)
+    # Every file leaves the ImageNet mean/std to the app (on the 0-255 scale); the integer
+    # ones take the normalised values quantized (about 4.8 / 255 per step).
+    for variant in ("float32", "int8"):
+        record = json.load(open(os.path.join(trained_run, "tflite", f"run_{variant}.json")))
+        assert record["input"]["in_model_normalization"] == "none"
+        assert record["input"]["mean"] == pytest.approx([123.675, 116.28, 103.53], abs=1e-4)
+        assert record["input"]["std"] == pytest.approx([58.395, 57.12, 57.375], abs=1e-4)
+    assert 0.015 < int8["input"]["quantization"]["scale"] < 0.022
+    qat = json.load(open(os.path.join(trained_run, "tflite", "run_qat.json")))
+    assert qat["input"]["in_model_normalization"] == "none"
     assert sorted(os.listdir(assets)) == sorted(
         f"run_{v}{suffix}" for v in ("float32", "int8", "qat") for suffix in (".json", ".tflite"))
     assert "top-1" in converted.stdout and "qat" in converted.stdout

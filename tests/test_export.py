@@ -140,13 +140,47 @@ def test_float_files_can_leave_the_imagenet_normalisation_to_the_app(model, imag
     image_preprocessing.check_metadata(record)
 
 
-def test_integer_and_scale_only_files_keep_their_normalisation(model, images):
-    for variant in export.INTEGER_VARIANTS:
-        assert export.app_normalization(model, variant, "app") is None
+@pytest.mark.parametrize("variant", ["int8", "int8_per_tensor"])
+def test_integer_files_can_take_normalised_quantized_input(model, images, converted, variant):
+    # The app normalises and quantizes with the file's input scale and zero point; the file
+    # loses its first op, and gives what the file that normalises in its graph gives.
+    normalization = export.app_normalization(model, variant, "app")
+    content = export.convert(model, variant, representative_images=images, input_type="uint8",
+                             normalization="app")
+    export.check_converted(model, content, variant)
+    ops, in_graph = export.op_counts(content), export.op_counts(converted[variant])
+    assert in_graph - ops == {"DEPTHWISE_CONV_2D": 1} and not ops - in_graph
+    details = export.interpreter(content).get_input_details()[0]
+    assert details["dtype"] == np.uint8
+    scale, zero_point = details["quantization"]
+    # Calibrated on normalised pixels (about -2.1 to 2.6): about 4.8 / 255 per step.
+    assert 0.015 < scale < 0.022 and 100 < zero_point < 130
+    record = export.metadata(content, model_name="tiny", variant=variant,
+                             labels=["a", "b", "c", "d"], preprocessing="imagenet",
+                             crop_fraction=1.0, output_activation="softmax",
+                             app_normalization=normalization)
+    assert record["input"]["in_model_normalization"] == "none"
+    assert record["input"]["quantization"] == {"scale": float(scale),
+                                               "zero_point": int(zero_point)}
+    # The app's own preprocessing (the Android and web cores' reference) makes the tensor
+    # export.prepare_input makes.
+    pixels = images[:4].round().astype(np.uint8)
+    for image in pixels:
+        np.testing.assert_array_equal(image_preprocessing.prepare_image(image, record),
+                                      export.prepare_input(image[None].astype(np.float32),
+                                                           details, normalization))
+    outputs = export.run(content, images, normalization)
+    previous = export.run(converted[variant], images)
+    assert (outputs.argmax(1) == previous.argmax(1)).mean() >= 0.9
+    assert np.abs(outputs - previous).max() <= 0.1 * np.abs(previous).max()
+
+
+def test_scale_only_normalisation_stays_in_the_file(model, images):
     keras.utils.set_random_seed(1)
     unit = RegNet(TINY, input_shape=SHAPE, classes=4, preprocessing="unit")
-    assert export.app_normalization(unit, "float32", "app") is None  # it folds into the stem
-    assert export.app_normalization(model, "float32") is None  # the default: in the file
+    for variant in ("float32", "int8"):
+        assert export.app_normalization(unit, variant, "app") is None  # it folds into the stem
+    assert export.app_normalization(model, "int8") is None  # the default: in the file
     with pytest.raises(export.ConversionError, match="normalization='phone' is invalid"):
         export.convert(model, "float32", normalization="phone")
 
@@ -250,3 +284,4 @@ def test_interleaved_latency_alternates_blocks_of_every_file(converted, monkeypa
         (first, 3), (second, 3), (first, 2), (second, 2), (first, 2), (second, 2)]
     for timing in measured.values():
         assert timing.runs == 7 and 0 < timing.median_ms <= timing.p90_ms
+        assert len(timing.block_medians_ms) == 3

@@ -37,6 +37,12 @@ def test_qat_of_a_regnety_quantizes_every_layer_and_converts_to_int8(tmp_path):
     assert report["tflite_ops"]["CONV_2D"] == convolutions
     assert "BATCH_NORMALIZATION" not in report["tflite_ops"]  # folded by the converter
     assert report["qat_tflite_agreement"] >= 0.9
+    # The statistics are the QAT model's own (QAT fine-tunes the normalisation with the rest).
+    mean, std = report["app_normalization"]
+    assert min(std) > 0 and len(mean) == 3
+    in_graph = dict(report["tflite_ops"], DEPTHWISE_CONV_2D=0)
+    assert report["app_tflite_ops"] == {op: n for op, n in in_graph.items() if n}
+    assert report["app_agreement"] >= 0.9 and report["app_max_difference"] <= 0.1
 
 
 def test_qat_needs_a_tf_keras_process():

@@ -4,11 +4,14 @@
         [--variants float32,float16,dynamic,int8] [--threads 1,2,4] [--runs 50]
 
 For every model and variant, ours (regnet_keras) and tf-keras' keras.applications RegNet of the
-same name are converted the same way (each conversion in a process of its own), then timed on
+same name are converted the same way (each conversion in a process of its own; integer variants
+with uint8 input), then timed on
 the LiteRT interpreter with XNNPACK: median and p90 over --runs invocations after warm-up, per
 thread count, the sources' files loaded in one process and timed in turn in --rounds blocks, so
-that a slow spell of a shared machine slows them alike; peak memory is each file's alone, in a
-process of its own. The table gives size against
+that a slow spell of a shared machine slows them alike ("rounds vs app": the lowest and highest
+ratio of one block's median to keras.applications' in the same round); memory is the peak
+resident memory one interpreter adds to a process of its own (the file, its arena and XNNPACK's
+packed weights). The table gives size against
 params x bytes per weight, latency, the ratio ours / keras.applications, and achieved GFLOP/s
 (2 x multiply-adds from regnet_keras.complexity / median) against a float32
 matrix-multiplication peak measured on the spot with the same runtime; a second table splits
@@ -50,7 +53,7 @@ flags.DEFINE_list("sources", list(SOURCES),
                   "(regnet_keras with keras.applications' geometry and preprocessing: TF "
                   "'same' padding, x/255, as its weights files load), keras_app (tf-keras' "
                   "keras.applications).")
-flags.DEFINE_enum("normalization", "app", ["app", "model"], "Where the float files of 'ours' "
+flags.DEFINE_enum("normalization", "app", ["app", "model"], "Where the files of 'ours' "
                   "normalise their input (see tools.convert): in the app, or in the file.")
 flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
 
@@ -72,6 +75,7 @@ def _randomize_batch_norms(model):
 def _convert_worker(source, model_name, variant, size, path):
     from regnet_keras.lite import export
     images = np.random.default_rng(0).uniform(0, 255, (REPRESENTATIVE_IMAGES, size, size, 3))
+    integer = variant in export.INTEGER_VARIANTS  # uint8 input, as tools.convert writes them
     if source in ("ours", "ours_same"):
         import regnet_keras
         geometry = (dict(padding="same", preprocessing="unit") if source == "ours_same"
@@ -79,6 +83,7 @@ def _convert_worker(source, model_name, variant, size, path):
         model = regnet_keras.build_model(model_name, input_shape=(size, size, 3), **geometry)
         _randomize_batch_norms(model)
         content = export.convert(model, variant, representative_images=images,
+                                 input_type="uint8" if integer else "float32",
                                  normalization=FLAGS.normalization)
     else:
         # keras.applications' graph holds raw TF ops, so it cannot pass our RegNet checks; it is
@@ -88,6 +93,9 @@ def _convert_worker(source, model_name, variant, size, path):
                                                             input_shape=(size, size, 3))
         _randomize_batch_norms(model)
         converter = export.tflite_converter(model, variant, images)
+        if integer:
+            import tensorflow as tf
+            converter.inference_input_type = tf.uint8
         content = converter.convert()
     with open(path, "wb") as f:
         f.write(content)
@@ -102,16 +110,22 @@ def _latency_worker(paths, threads, runs, warmup, blocks):
         with open(path, "rb") as f:
             contents[path] = f.read()
     measured = latency.measure_interleaved(contents, threads, runs, warmup, blocks)
-    return [{"median_ms": measured[path].median_ms, "p90_ms": measured[path].p90_ms}
-            for path in paths]
+    return [{"median_ms": measured[path].median_ms, "p90_ms": measured[path].p90_ms,
+             "blocks_ms": list(measured[path].block_medians_ms)} for path in paths]
 
 
 def _memory_worker(path, threads, warmup):
-    """Peak resident memory of a process that loads one file and runs it."""
-    from regnet_keras.lite import export, latency
-    with open(path, "rb") as f:
-        latency.time_interpreter(export.interpreter(f.read(), num_threads=threads), 0, warmup)
-    return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    """Peak resident memory one interpreter adds to its process: loading the file, allocating
+    and running it (the process's own imports, TensorFlow's included, are not counted)."""
+    from ai_edge_litert.interpreter import Interpreter
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    runtime = Interpreter(model_path=path, num_threads=threads)
+    runtime.allocate_tensors()
+    inputs = runtime.get_input_details()[0]
+    runtime.set_tensor(inputs["index"], np.zeros(inputs["shape"], inputs["dtype"]))
+    for _ in range(warmup):
+        runtime.invoke()
+    return {"rss_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}
 
 
 def _matmul_peak_worker(threads, runs, warmup, blocks):
@@ -180,8 +194,8 @@ def main(argv):
           "peak " + ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)" for t in threads))
     sources = FLAGS.sources
     header = (f"{'model':11s} {'variant':15s} {'source':9s} {'size MB':>8s} {'vs params':>9s} "
-              f"{'thr':>3s} {'median ms':>9s} {'p90 ms':>7s} {'vs app':>6s} {'GFLOP/s':>8s} "
-              f"{'of peak':>7s} {'peak RSS MB':>11s}")
+              f"{'thr':>3s} {'median ms':>9s} {'p90 ms':>7s} {'vs app':>6s} "
+              f"{'rounds vs app':>13s} {'GFLOP/s':>8s} {'of peak':>7s} {'interp. MB':>10s}")
     print(header)
     print("-" * len(header))
     breakdowns, medians = [], {}
@@ -207,14 +221,22 @@ def main(argv):
                         app_median = (timings["keras_app"][t]["median_ms"]
                                       if "keras_app" in timings else None)
                         ratio = f"{latency['median_ms'] / app_median:6.2f}" if app_median else "     -"
+                        spread = (_round_ratio_spread(latency, timings["keras_app"][t])
+                                  if app_median else "-")
                         gflops = 2 * cost.flops / latency["median_ms"] / 1e6
                         print(f"{model_name:11s} {variant:15s} {source:9s} "
                               f"{file_bytes / 1e6:8.2f} {file_bytes / expected:8.3f}x {t:3d} "
                               f"{latency['median_ms']:9.2f} {latency['p90_ms']:7.2f} {ratio} "
-                              f"{gflops:8.1f} {gflops / peaks[t]:6.0%} "
-                              f"{latency['rss_mb']:11.0f}", flush=True)
+                              f"{spread:>13s} {gflops:8.1f} {gflops / peaks[t]:6.0%} "
+                              f"{latency['rss_mb']:10.0f}", flush=True)
     _print_size_breakdowns(breakdowns)
     _print_against_float32(medians, threads)
+
+
+def _round_ratio_spread(timing, app_timing):
+    """"low-high" of this file's block medians over keras.applications' of the same rounds."""
+    ratios = np.array(timing["blocks_ms"]) / np.array(app_timing["blocks_ms"])
+    return f"{ratios.min():.2f}-{ratios.max():.2f}"
 
 
 def _print_against_float32(medians, threads):

@@ -10,8 +10,10 @@
 qat/ weights) or a .keras file with the run.json of its run beside it. For every variant
 it writes NAME_VARIANT.tflite and NAME_VARIANT.json (labels, input size and numerics: see
 docs/MODEL_METADATA.md) to --output_dir, each conversion in a process of its own (TF 2.21's
-converter leaks memory). Float files of models trained with ImageNet mean/std leave that
-normalisation to the app, through the metadata (--normalization). Then, on LiteRT, each file fed
+converter leaks memory). Files of models trained with ImageNet mean/std leave that
+normalisation to the app, through the metadata (--normalization): float files take normalised
+floats, integer files normalised values quantized with the input's scale and zero point. Then,
+on LiteRT, each file fed
 as its metadata says: the float32 file must reproduce the Keras model (max
 |output difference| <= 1e-4 of the output scale), every grouped convolution must be one CONV_2D,
 integer variants must compute in int8, and every variant's held-out accuracy is printed (size,
@@ -44,11 +46,12 @@ flags.DEFINE_enum("input_type", "uint8", ["float32", "uint8", "int8"], "Input te
                   "the integer variants (float variants always take float32).")
 flags.DEFINE_enum("output_type", "float32", ["float32", "uint8", "int8"], "Output tensor type "
                   "of the integer variants.")
-flags.DEFINE_enum("normalization", "app", ["app", "model"], "Float variants of models "
-                  "trained with ImageNet mean/std: 'app' leaves the normalisation to the app "
-                  "(the metadata's mean and std, applied while the app makes the float input "
-                  "anyway), which saves a pass over the input image; 'model' keeps it in the "
-                  "file, which then takes 0-255 pixels. Integer variants always take pixels.")
+flags.DEFINE_enum("normalization", "app", ["app", "model"], "Models trained with ImageNet "
+                  "mean/std: 'app' leaves the normalisation to the app (the metadata's mean "
+                  "and std, applied while the app makes the input tensor anyway; integer files "
+                  "then take the normalised values quantized with the input's scale and zero "
+                  "point), which saves the file a pass over the input image; 'model' keeps it "
+                  "in the file, which then takes 0-255 pixels.")
 flags.DEFINE_integer("eval_images", 0, "Held-out images to score each variant on (0: all).")
 flags.DEFINE_string("android_assets", None, "Also copy the float32, int8 and qat files with "
                     "their metadata here (the Android demo's assets folder).")

@@ -9,10 +9,12 @@ TFLite's converter leaks memory with every convert() in TF 2.21, so tools conver
 in a process of its own.
 
 Input normalisation: by default every file takes 0-255 pixels and normalises them itself. With
-normalization="app" (what tools.convert writes), float files whose normalisation cannot fold
-into the stem for free (ImageNet mean/std) leave it to the app, which applies the metadata's mean
-and std while it turns pixels into the float input tensor anyway; this saves a pass over the
-input image. Integer files always normalise in the graph, because their input is the pixel.
+normalization="app" (what tools.convert writes), files whose normalisation cannot fold into the
+stem for free (ImageNet mean/std) leave it to the app, which applies the metadata's mean and std
+while it turns pixels into the input tensor anyway: float files take normalised floats, integer
+files normalised values quantized with the input tensor's scale and zero point (both in the
+metadata). This saves the file a pass over the input image, which costs an integer file more
+than any other op of its size (RegNetX002 int8: 1.18x the latency with it in the graph).
 
 Every file takes and gives one image at a time: its input and output signatures have batch 1
 ([1, height, width, 3] and [1, classes]), the static shape the runtimes on phones and in browsers
@@ -147,15 +149,21 @@ def app_normalization(model, variant: str, normalization: str = "model"):
     takes pixels as they are.
 
     The app takes over only what would cost the file a pass over the input: an offset (ImageNet
-    mean/std) in a float variant. A scale alone folds into the stem for free, and integer
-    variants quantize pixels, so both keep their normalisation.
+    mean/std), which a zero-padded stem cannot absorb. A scale alone folds into the stem for
+    free and stays in the file. A QAT model's normalisation (a quantized 1x1 depthwise
+    convolution) goes to the app on the same terms, so that its file has the post-training
+    file's ops.
     """
     if normalization not in NORMALIZATIONS:
         raise ConversionError(f"normalization={normalization!r} is invalid: choose one of "
                               f"{NORMALIZATIONS}.")
-    if normalization == "model" or variant in INTEGER_VARIANTS:
+    if normalization == "model":
         return None
-    statistics = pixel_statistics(model)
+    if variant == "qat":
+        from regnet_keras.lite import quantization
+        statistics = quantization.input_statistics(model)
+    else:
+        statistics = pixel_statistics(model)
     if statistics is None or not np.any(statistics[0]):
         return None
     return statistics
@@ -165,8 +173,9 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
             output_type: str = "float32", normalization: str = "model") -> bytes:
     """Converts a Keras model to TFLite bytes with builtin ops only.
 
-    normalization: "model" (the file takes 0-255 pixels) or "app" (float variants whose
-    normalisation cannot fold leave it to the app; see `app_normalization`).
+    normalization: "model" (the file takes 0-255 pixels) or "app" (files whose normalisation
+    cannot fold leave it to the app; see `app_normalization`). Representative images are 0-255
+    pixels either way.
     """
     keras_backend.require_tensorflow_backend("regnet_keras.lite.export.convert")
     import tensorflow as tf
@@ -180,7 +189,11 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
                                   f"{', '.join(INTEGER_VARIANTS)}, or keep float32 input and "
                                   "output.")
     check_convertible(model)
-    if app_normalization(model, variant, normalization) is not None:
+    statistics = app_normalization(model, variant, normalization)
+    if statistics is not None and variant == "qat":
+        from regnet_keras.lite import quantization
+        model = quantization.without_input_normalization(model)
+    elif statistics is not None:
         model = without_normalization(model)
     elif any(type(layer).__name__ == "Rescaling" for layer in model.layers):
         model = with_scale_folded_into_stem(model) or with_depthwise_preprocessing(model)
@@ -188,6 +201,9 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
     if variant in CALIBRATED_VARIANTS:
         representative_images = check_representative_images(representative_images,
                                                              model.input_shape)
+        if statistics is not None:  # calibrate on what the app will feed
+            mean, std = (np.asarray(values, np.float64) for values in statistics)
+            representative_images = ((representative_images - mean) / std).astype(np.float32)
     converter = tflite_converter(model, variant, representative_images)
     if variant in INTEGER_VARIANTS:
         converter.inference_input_type = tf.as_dtype(input_type)

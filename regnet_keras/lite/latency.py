@@ -14,6 +14,9 @@ class Latency:
     p90_ms: float
     runs: int
     threads: int
+    # Median of each block of an interleaved measurement, in order: ratios between files timed
+    # together are taken block by block, and their spread is the measurement's own noise.
+    block_medians_ms: tuple = ()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,5 +64,6 @@ def measure_interleaved(model_contents: dict, threads: int = 2, runs: int = 50,
         for name, runtime in runtimes.items():
             times[name].append(time_interpreter(runtime, block_runs, 0))
     return {name: Latency(float(np.median(np.concatenate(parts))),
-                          float(np.percentile(np.concatenate(parts), 90)), runs, threads)
+                          float(np.percentile(np.concatenate(parts), 90)), runs, threads,
+                          tuple(float(np.median(part)) for part in parts[1:]))
             for name, parts in times.items()}

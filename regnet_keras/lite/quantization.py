@@ -10,14 +10,20 @@ Dense, BatchNormalization (folded into the convolution by the TFLite converter),
 GlobalAveragePooling2D, ZeroPadding2D and the classifier's Activation, but refuses the SE block's
 Multiply, which gets `OutputQuantizeConfig` (its output quantized to 8 bits like tfmot's own Add).
 The input normalisation (a per-channel Rescaling) becomes the 1x1 depthwise convolution it is,
-so that the converted model runs in int8 from its first op instead of normalising in float. Grouped convolutions keep the fast implementation
-of `grouped_conv` inside tfmot's wrappers, so QAT trains as fast as float training.
+so that QAT sees the normalised input quantized as the converted file will take it. At
+conversion the app takes over that normalisation (`without_input_normalization`), as it does for
+post-training int8 files, so both files hold the same ops. Grouped convolutions keep the fast
+implementation of `grouped_conv` inside tfmot's wrappers, so QAT trains as fast as float
+training.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
+from regnet_keras import layer_names
 from regnet_keras.keras_backend import uses_legacy_keras
 from regnet_keras.preprocessing import with_depthwise_preprocessing
 from regnet_keras.tf_speedups import grouped_conv
@@ -149,3 +155,62 @@ def load_qat_model(float_weights_path: str, qat_weights_path: str, input_shape,
     qat_model, _ = quantize_model(model, allow_float_layers)
     qat_model.load_weights(qat_weights_path)
     return qat_model
+
+
+def _normalization_wrapper(qat_model):
+    """The QuantizeWrapper of the model's input normalisation (a 1x1 depthwise convolution) and
+    the QuantizeLayer feeding it, or (None, None)."""
+    wrapper = next((layer for layer in qat_model.layers
+                    if getattr(layer, "layer", None) is not None
+                    and layer.layer.name == layer_names.PREPROCESSING
+                    and type(layer.layer).__name__ == "DepthwiseConv2D"), None)
+    if wrapper is None:
+        return None, None
+    source = wrapper.input._keras_history.layer
+    return wrapper, (source if type(source).__name__ == "QuantizeLayer" else None)
+
+
+def _weights_by_name(layer) -> dict:
+    """A layer's variables by their last name part ("bias", "post_activation_min", ...)."""
+    return {weight.name.split("/")[-1].split(":")[0]: weight for weight in layer.weights}
+
+
+def input_statistics(qat_model):
+    """(mean, std) per channel on the 0-255 scale of a QAT model's input normalisation, with
+    normalised = (pixel - mean) / std; None when it has none."""
+    wrapper, source = _normalization_wrapper(qat_model)
+    if source is None:
+        return None
+    weights = _weights_by_name(wrapper)
+    scale = np.asarray(weights["depthwise_kernel"].numpy(), np.float64)[0, 0, :, 0]
+    bias = np.asarray(weights["bias"].numpy(), np.float64)
+    return -bias / scale, 1.0 / scale
+
+
+def without_input_normalization(qat_model):
+    """A QAT model that takes the normalised input (see `input_statistics`), quantized as the
+    original quantized its normalisation's output: the input QuantizeLayer takes that output's
+    learned range, and the normalisation becomes an Identity. The converter then gives the file
+    of the original minus its first op (the app normalises and quantizes with the file's input
+    scale and zero point); the other layers are shared with `qat_model`."""
+    require_legacy_keras()
+    import tf_keras
+    wrapper, source = _normalization_wrapper(qat_model)
+    if source is None:
+        raise ValueError(f"{qat_model.name} has no quantized input normalisation to remove.")
+    by_name = _weights_by_name(wrapper)
+    low, high = (float(by_name[name].numpy())
+                 for name in ("post_activation_min", "post_activation_max"))
+    with quantize_scope():
+        quantize_input = type(source).from_config(source.get_config())
+    replacements = {source: quantize_input,
+                    wrapper: tf_keras.layers.Identity(name=layer_names.PREPROCESSING)}
+    copy = tf_keras.models.clone_model(qat_model,
+                                       clone_function=lambda layer: replacements.get(layer, layer))
+    for name, weight in _weights_by_name(quantize_input).items():
+        if name.endswith("_min"):
+            weight.assign(low)
+        elif name.endswith("_max"):
+            weight.assign(high)
+    grouped_conv.enable(copy)
+    return copy
