@@ -1,6 +1,8 @@
-"""Where a training step's time goes, by op category, for regnet_keras and for PyTorch.
+"""Where a training (or inference) step's time goes, by op category, for regnet_keras and for
+PyTorch.
 
     python -m benchmarks.profile_train_step [--models RegNetX002,RegNetY002] [--sizes 128,224]
+        [--mode train|predict]
 
 For each model and input size (batch 32, 100 classes, SGD with Nesterov momentum, in-memory data,
 as in benchmarks.train_throughput), profiles a few training steps of:
@@ -11,7 +13,12 @@ as in benchmarks.train_throughput), profiles a few training steps of:
               so there the ReLU's time is in the batch-norm rows.
   PyTorch     the same architecture (benchmarks.pytorch_regnet), channels_last, under
               torch.profiler; forward ops are attributed by module, backward ops by autograd node.
-and prints milliseconds per step and share of the op time for each category, side by side,
+With --mode predict the step is one batch of inference instead: regnet_keras.inference.predict
+on regnet_keras.fold_batch_norm(model) (as benchmarks.train_throughput's predict column) against
+PyTorch's model.eval() under torch.no_grad() with the Keras model's normalisation and softmax
+around it (as benchmarks.train_throughput times it); the batch-norm rows then hold what is left of
+batch normalization after folding (nothing, in TensorFlow).
+The table gives milliseconds per step and share of the op time for each category, side by side,
 with each step's wall and CPU time (all threads; the fairer figure on a busy machine).
 
 TensorFlow runs each variant with one inter-op thread here, so that ops run one at a time as
@@ -34,6 +41,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["RegNetX002", "RegNetY002"], "Zoo models to profile.")
 flags.DEFINE_list("sizes", ["128", "224"], "Input sizes.")
+flags.DEFINE_enum("mode", "train", ["train", "predict"], "Profile training steps or inference "
+                  "batches.")
 flags.DEFINE_integer("batch_size", 32, "Images per step.")
 flags.DEFINE_integer("steps", 4, "Profiled training steps (the table shows their mean).")
 flags.DEFINE_integer("warmup_steps", 2, "Untimed steps before profiling.")
@@ -46,6 +55,7 @@ flags.DEFINE_string("worker", None, "Internal: profile one framework:model:size,
 
 CLASSES = 100
 CATEGORIES = (
+    ("input", "input normalisation"),
     ("conv_forward", "conv forward (stem, 1x1)"),
     ("conv_grad_input", "conv grad input"),
     ("conv_grad_filter", "conv grad filter"),
@@ -67,7 +77,8 @@ TF_ONLY = ("conv_grad_input", "conv_grad_filter")
 # ---------------------------------------------------------------- TensorFlow
 
 def _layer_kinds(model):
-    """Keras layer name -> category stem ("conv", "grouped", "bn", "se", "elementwise", "head")."""
+    """Keras layer name -> category stem ("conv", "grouped", "bn", "se", "elementwise", "head",
+    "input")."""
     kinds = {}
     for layer in model.layers:
         name, kind = layer.name, type(layer).__name__
@@ -79,7 +90,9 @@ def _layer_kinds(model):
             kinds[name] = "bn"
         elif kind in ("Dense", "GlobalAveragePooling2D", "Activation"):
             kinds[name] = "head"
-        else:  # ReLU, Add, ZeroPadding2D, the preprocessing Rescaling, Input
+        elif kind == "Rescaling":
+            kinds[name] = "input"
+        else:  # ReLU, Add, ZeroPadding2D, Input
             kinds[name] = "elementwise"
     return kinds
 
@@ -89,9 +102,15 @@ def _tf_category(op_name, op_type, kinds):
     parts = op_name.split("/")
     for part in parts:
         # Keras 3 name scopes repeat a layer's name with a "_<n>" suffix.
-        kind = kinds.get(part) or kinds.get(re.sub(r"_\d+$", "", part))
+        layer = part if part in kinds else re.sub(r"_\d+$", "", part)
+        kind = kinds.get(layer)
         if kind is None:
             continue
+        if kind == "elementwise" and "Conv2D" in op_type:
+            # Grappler fused a convolution with the ReLU (and Add) after it, and the fused op
+            # took that layer's name: "<p>_relu" follows "<p>_conv"; a block's "out_relu"
+            # follows its last 1x1 convolution.
+            kind = kinds.get(layer.removesuffix("_relu") + "_conv", "conv")
         if kind == "conv":
             if "BackpropInput" in op_type:
                 return "conv_grad_input"
@@ -102,7 +121,8 @@ def _tf_category(op_name, op_type, kinds):
             return "grouped_backward" if backward else "grouped_forward"
         if kind == "bn":
             return "bn_backward" if backward else "bn_forward"
-        return {"se": "se", "head": "head_loss", "elementwise": "elementwise"}[kind]
+        return {"se": "se", "head": "head_loss", "elementwise": "elementwise",
+                "input": "input"}[kind]
     if any(part.lower() in ("sgd", "optimizer") for part in parts):
         return "optimizer"
     if op_name.startswith(("compile_loss", "StatefulPartitionedCall/compile_loss")) or (
@@ -148,6 +168,8 @@ def profile_tensorflow(model_name, size, fused):
     import keras
     from regnet_keras.tf_speedups import fused_batch_norm
     model = regnet_keras.build_model(model_name, classes=CLASSES, input_shape=(size, size, 3))
+    if FLAGS.mode == "predict":
+        return _profile_tensorflow_predict(model, size)
     fused_batch_norm.enable(model, fused)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
                   loss=keras.losses.SparseCategoricalCrossentropy())
@@ -156,11 +178,37 @@ def profile_tensorflow(model_name, size, fused):
     labels = rng.integers(0, CLASSES, FLAGS.batch_size)
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
     model.fit(data, steps_per_epoch=FLAGS.warmup_steps, epochs=1, verbose=0)
+    totals, wall, cpu = _profile_tensorflow_steps(
+        model, lambda: model.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0))
+    totals["conv_backward"] += totals["conv_grad_input"] + totals["conv_grad_filter"]
+    return totals, wall, cpu
+
+
+def _profile_tensorflow_predict(model, size):
+    import numpy as np
+    from regnet_keras import inference
+    model = inference.fold_batch_norm(model)
+    images = np.random.default_rng(0).uniform(0, 255, (FLAGS.batch_size, size, size, 3))
+    images = images.astype("float32")
+    for _ in range(FLAGS.warmup_steps):
+        inference.predict(model, images, batch_size=FLAGS.batch_size)
+
+    def run_steps():
+        for _ in range(FLAGS.steps):
+            inference.predict(model, images, batch_size=FLAGS.batch_size)
+
+    return _profile_tensorflow_steps(model, run_steps)
+
+
+def _profile_tensorflow_steps(model, run_steps):
+    """(ms per step by category, wall ms per step, CPU ms per step) of run_steps(), which runs
+    FLAGS.steps steps, under the TensorFlow profiler."""
+    import tensorflow as tf
     kinds = _layer_kinds(model)
     with tempfile.TemporaryDirectory() as log_dir:
         tf.profiler.experimental.start(log_dir)
         start, cpu_start = time.perf_counter(), time.process_time()
-        model.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
+        run_steps()
         wall = (time.perf_counter() - start) * 1000 / FLAGS.steps
         cpu = (time.process_time() - cpu_start) * 1000 / FLAGS.steps
         tf.profiler.experimental.stop()
@@ -168,7 +216,6 @@ def profile_tensorflow(model_name, size, fused):
     totals = collections.Counter()
     for op_name, op_type, ms in _tf_op_times(space):
         totals[_tf_category(op_name, op_type, kinds)] += ms / FLAGS.steps
-    totals["conv_backward"] += totals["conv_grad_input"] + totals["conv_grad_filter"]
     return totals, wall, cpu
 
 
@@ -228,8 +275,10 @@ def _torch_category(event):
     if name.startswith("Optimizer."):
         return "optimizer"
     if not name.startswith("autograd::engine::evaluate_function: "):
-        if name in ("aten::mean", "aten::linear", "aten::cross_entropy_loss"):
+        if name in ("aten::mean", "aten::linear", "aten::cross_entropy_loss", "aten::softmax"):
             return "head_loss"
+        if name in ("aten::sub", "aten::div"):  # --mode predict's normalisation
+            return "input"
         if name in ("aten::relu", "aten::relu_", "aten::add", "aten::add_"):
             return "elementwise"
         return "other"
@@ -273,6 +322,18 @@ def profile_pytorch(model_name, size):
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
 
+    if FLAGS.mode == "predict":
+        from regnet_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+        model.eval()
+        pixels = images * 255
+        mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1) * 255
+        std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1) * 255
+
+        def step():  # noqa: F811 (inference instead of training)
+            # The Keras model's work: normalise 0-255 pixels, end in a softmax.
+            with torch.no_grad():
+                model((pixels - mean) / std).softmax(1)
+
     for _ in range(FLAGS.warmup_steps):
         step()
     _annotate_modules(model, torch)
@@ -293,7 +354,7 @@ def profile_pytorch(model_name, size):
 # ---------------------------------------------------------------- table
 
 def _print_table(model_name, size, columns):
-    print(f"\n{model_name} {size}x{size}, batch {FLAGS.batch_size}: ms per step "
+    print(f"\n{model_name} {size}x{size}, batch {FLAGS.batch_size}, {FLAGS.mode}: ms per step "
           "(share of op time)")
     header = f"{'category':40s}" + "".join(f"{title:>22s}" for title, *_ in columns)
     print(header)
@@ -328,6 +389,9 @@ def _have_torch():
 def _run_worker(spec):
     framework, model_name, size = spec.split(":")
     if framework.startswith("tensorflow"):
+        # regnet_keras before TensorFlow, as users import it: it turns on TensorFlow's oneDNN
+        # kernels, which TensorFlow enables by itself only on AVX-512 VNNI CPUs.
+        import regnet_keras  # noqa: F401
         import tensorflow as tf
         if FLAGS.inter_op_threads:
             tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
@@ -343,7 +407,7 @@ def _profile(framework, model_name, size):
     command = [sys.executable, "-m", "benchmarks.profile_train_step",
                f"--worker={framework}:{model_name}:{size}"] + [
         FLAGS[name].serialize() for name in (
-            "batch_size", "steps", "warmup_steps", "inter_op_threads")]
+            "mode", "batch_size", "steps", "warmup_steps", "inter_op_threads")]
     # OpenMP threads (PyTorch's) otherwise spin while they wait: on a machine whose cores are
     # busy with other work, the spinning multiplies PyTorch's op times several-fold.
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -368,8 +432,9 @@ def main(_):
           f"{FLAGS.inter_op_threads or 'default'}")
     for model_name in FLAGS.models:
         for size in (int(s) for s in FLAGS.sizes):
-            columns = [("Keras 3, fused BN",) + _profile("tensorflow_fused_bn", model_name, size)]
-            if FLAGS.keras_batch_norm:
+            title = "Keras 3, fused BN" if FLAGS.mode == "train" else "Keras 3, folded BN"
+            columns = [(title,) + _profile("tensorflow_fused_bn", model_name, size)]
+            if FLAGS.keras_batch_norm and FLAGS.mode == "train":
                 columns.append(("Keras 3, Keras BN",) + _profile("tensorflow_keras_bn",
                                                                   model_name, size))
             if use_torch:

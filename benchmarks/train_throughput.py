@@ -15,9 +15,11 @@ nothing):
 Each process first runs inference over --predict_images images in batches of 32, then trains.
 Inference, Keras variants: `regnet_keras.inference.predict` on the batch-norm-folded copy
 (`fold_batch_norm`; "predict"), and Keras' own `model.predict` on the model ("keras predict").
-PyTorch: `model.eval()` under `torch.no_grad()`. Memory is the process's peak RSS above its import
-baseline (the peak after importing the framework, NumPy and regnet_keras), read after inference
-("predict MB") and after training ("train MB").
+PyTorch: `model.eval()` under `torch.no_grad()`, given the same work as the Keras model does
+in its graph: ImageNet mean/std normalisation of the 0-255 images before the network and a
+softmax after it (what a PyTorch scoring loop does around a torchvision RegNet). Memory is the
+process's peak RSS above its import baseline (the peak after importing the framework, NumPy and
+regnet_keras), read after inference ("predict MB") and after training ("train MB").
 
 The machine's speed drifts by up to 2x for minutes at a time, so the variants run in --repeats
 rounds, in turn (the order reversed every other round), and every figure is the median across
@@ -131,10 +133,16 @@ def _pytorch_inference(model, size, batch, baseline):
     images = torch.from_numpy(_images(size, FLAGS.predict_images)).permute(0, 3, 1, 2)
     images = images.contiguous(memory_format=torch.channels_last)
 
+    from regnet_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+    # The Keras model normalises 0-255 pixels and ends in a softmax; PyTorch's loop does both.
+    mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1) * 255
+
     def run_inference():
         with torch.no_grad():
             for start in range(0, len(images), batch):
-                model(images[start:start + batch]).numpy()
+                logits = model((images[start:start + batch] - mean) / std)
+                logits.softmax(1).numpy()
 
     model.eval()
     result = {"predict": _passes_per_second(run_inference, len(images), FLAGS.predict_passes)}

@@ -65,7 +65,10 @@ def test_sizes_shrink_with_bytes_per_weight(model, converted):
                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)))
     assert sizes["float32"] >= 4 * kernels
     assert sizes["float32"] > sizes["float16"] > sizes["int8"]
-    assert sizes["float16"] > sizes["dynamic"]
+    # The dynamic file's float kernels after PADs (see dynamic_range) are 29% of this tiny
+    # model's weights, so it is only certain to be smaller than float32 here (RegNetX002: 1.12
+    # bytes per weight against float16's 2).
+    assert sizes["float32"] > sizes["dynamic"]
 
 
 def test_size_breakdown_accounts_for_every_byte(model, converted):
@@ -279,9 +282,9 @@ def test_interleaved_latency_alternates_blocks_of_every_file(converted, monkeypa
     warmups, timed = calls[:2], calls[2:]
     assert [(runs, warmup) for _, runs, warmup in warmups] == [(0, 2), (0, 2)]
     first, second = warmups[0][0], warmups[1][0]
-    # Blocks of 3, 2 and 2 runs, the two files in turn.
+    # Blocks of 3, 2 and 2 runs, the two files in turn, every other block in reverse order.
     assert [(runtime, runs) for runtime, runs, _ in timed] == [
-        (first, 3), (second, 3), (first, 2), (second, 2), (first, 2), (second, 2)]
+        (first, 3), (second, 3), (second, 2), (first, 2), (first, 2), (second, 2)]
     for timing in measured.values():
         assert timing.runs == 7 and 0 < timing.median_ms <= timing.p90_ms
         assert len(timing.block_medians_ms) == 3

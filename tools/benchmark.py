@@ -15,7 +15,9 @@ packed weights). The table gives size against
 params x bytes per weight, latency, the ratio ours / keras.applications, and achieved GFLOP/s
 (2 x multiply-adds from regnet_keras.complexity / median) against a float32
 matrix-multiplication peak measured on the spot with the same runtime; a second table splits
-each file's bytes into weights, biases, quantization parameters and the rest.
+each file's bytes into weights, biases, quantization parameters and the rest. With
+--profile_threads, LiteRT's op profiler (regnet_keras.lite.op_profile) then says where each
+file's time goes, by XNNPACK node type, the sources' files profiled interleaved.
 
 Weights are random, with batch-normalization parameters and statistics randomised too, so that
 the folded biases differ as a trained model's do (zero biases would share one buffer and make
@@ -55,6 +57,10 @@ flags.DEFINE_list("sources", list(SOURCES),
                   "keras.applications).")
 flags.DEFINE_enum("normalization", "app", ["app", "model"], "Where the files of 'ours' "
                   "normalise their input (see tools.convert): in the app, or in the file.")
+flags.DEFINE_integer("profile_threads", 0, "If set, every model and variant's files are also "
+                     "profiled with LiteRT's op profiler at this many threads (interleaved, "
+                     "--runs invocations) and their time per XNNPACK node type is printed side "
+                     "by side.")
 flags.DEFINE_string("worker", None, "Internal: one conversion or timing; prints JSON.")
 
 BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1, "int8_per_tensor": 1}
@@ -102,16 +108,29 @@ def _convert_worker(source, model_name, variant, size, path):
     return {"bytes": len(content), "breakdown": export.size_breakdown(content)}
 
 
-def _latency_worker(paths, threads, runs, warmup, blocks):
-    """Interleaved timings of the files (see regnet_keras.lite.latency.measure_interleaved)."""
-    from regnet_keras.lite import latency
+def _read_files(paths):
     contents = {}
     for path in paths:
         with open(path, "rb") as f:
             contents[path] = f.read()
-    measured = latency.measure_interleaved(contents, threads, runs, warmup, blocks)
+    return contents
+
+
+def _latency_worker(paths, threads, runs, warmup, blocks):
+    """Interleaved timings of the files (see regnet_keras.lite.latency.measure_interleaved)."""
+    from regnet_keras.lite import latency
+    measured = latency.measure_interleaved(_read_files(paths), threads, runs, warmup, blocks)
     return [{"median_ms": measured[path].median_ms, "p90_ms": measured[path].p90_ms,
              "blocks_ms": list(measured[path].block_medians_ms)} for path in paths]
+
+
+def _profile_worker(paths, threads, runs, warmup, blocks):
+    """{path: [[node type, nodes, ms per invocation], ...]} from an interleaved op profile."""
+    from regnet_keras.lite import op_profile
+    profiles = op_profile.profile_interleaved(_read_files(paths), threads, runs, warmup, blocks)
+    return {path: [[kind, count, ms] for kind, (count, ms)
+                   in op_profile.by_node_type(nodes).items()]
+            for path, nodes in profiles.items()}
 
 
 def _memory_worker(path, threads, warmup):
@@ -154,6 +173,10 @@ def _run_worker(spec):
     elif kind == "latency":
         threads, paths = arguments
         result = _latency_worker(paths.split(","), int(threads), FLAGS.runs, FLAGS.warmup,
+                                 FLAGS.rounds)
+    elif kind == "profile":
+        threads, paths = arguments
+        result = _profile_worker(paths.split(","), int(threads), FLAGS.runs, FLAGS.warmup,
                                  FLAGS.rounds)
     elif kind == "memory":
         path, threads = arguments
@@ -198,7 +221,7 @@ def main(argv):
               f"{'rounds vs app':>13s} {'GFLOP/s':>8s} {'of peak':>7s} {'interp. MB':>10s}")
     print(header)
     print("-" * len(header))
-    breakdowns, medians = [], {}
+    breakdowns, medians, profiles = [], {}, []
     with tempfile.TemporaryDirectory() as directory:
         for model_name in FLAGS.models:
             cost = regnet_keras.complexity(model_name, size)
@@ -229,8 +252,13 @@ def main(argv):
                               f"{latency['median_ms']:9.2f} {latency['p90_ms']:7.2f} {ratio} "
                               f"{spread:>13s} {gflops:8.1f} {gflops / peaks[t]:6.0%} "
                               f"{latency['rss_mb']:10.0f}", flush=True)
+                if FLAGS.profile_threads:
+                    profiles.append((model_name, variant, _call_worker(
+                        f"profile|{FLAGS.profile_threads}|{','.join(paths.values())}"), paths))
     _print_size_breakdowns(breakdowns)
     _print_against_float32(medians, threads)
+    for model_name, variant, profile, paths in profiles:
+        _print_profile(model_name, variant, profile, paths)
 
 
 def _round_ratio_spread(timing, app_timing):
@@ -253,6 +281,24 @@ def _print_against_float32(medians, threads):
         print(f"{model:11s} {variant:15s} {source:9s} " + " ".join(
             f"{medians[model, variant, source, t] / medians[model, 'float32', source, t]:5.2f}x"
             for t in threads))
+
+
+def _print_profile(model_name, variant, profile, paths):
+    """Milliseconds per invocation by XNNPACK node type, the sources side by side."""
+    by_source = {source: {kind: (count, ms) for kind, count, ms in profile[path]}
+                 for source, path in paths.items()}
+    kinds = sorted({kind for rows in by_source.values() for kind in rows},
+                   key=lambda kind: -max(rows.get(kind, (0, 0.0))[1]
+                                         for rows in by_source.values()))
+    print(f"\nLiteRT op profile, {model_name} {variant}, {FLAGS.profile_threads} thread(s): "
+          "nodes and ms per invocation by XNNPACK node type")
+    print(f"{'node type':48s}" + "".join(f"{source:>17s}" for source in paths))
+    for kind in kinds:
+        cells = [by_source[source].get(kind) for source in paths]
+        print(f"{kind[:48]:48s}" + "".join(f"{c[0]:5d} {c[1]:8.3f} ms" if c else " " * 17
+                                            for c in cells))
+    print(f"{'all nodes':48s}" + "".join(
+        f"{sum(ms for _, ms in by_source[source].values()):14.3f} ms" for source in paths))
 
 
 def _latencies(paths, threads):

@@ -1,6 +1,7 @@
 """Conversion of RegNets to TFLite, the metadata an app needs, and checks on the LiteRT runtime.
 
-Variants: float32, float16 (weights), dynamic (dynamic-range int8 weights), int8 (full-integer
+Variants: float32, float16 (weights), dynamic (dynamic-range int8 weights; the padded
+convolutions of narrow groups keep float kernels, see `dynamic_range`), int8 (full-integer
 post-training quantization calibrated on representative images, weights per output channel),
 int8_per_tensor (the same with one scale per weight tensor: a smaller file, which may cost
 accuracy) and qat (a quantization-aware trained tf-keras model from `quantization`). Only TFLite
@@ -35,7 +36,7 @@ import numpy as np
 
 from regnet_keras import keras_backend, layer_names
 from regnet_keras.errors import InputError
-from regnet_keras.lite import image_preprocessing
+from regnet_keras.lite import dynamic_range, image_preprocessing
 from regnet_keras.preprocessing import (MODES, pixel_statistics, with_depthwise_preprocessing,
                                         with_scale_folded_into_stem, without_normalization)
 from regnet_keras.tf_speedups import grouped_conv
@@ -209,7 +210,7 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
         converter.inference_input_type = tf.as_dtype(input_type)
         converter.inference_output_type = tf.as_dtype(output_type)
     try:
-        return converter.convert()
+        content = converter.convert()
     except Exception as error:  # the converter raises ConverterError and plain Exceptions
         ops = sorted(set(re.findall(r"\btf\.(\w+)", str(error))))
         if ops:
@@ -219,6 +220,9 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
                 "would need the Flex delegate on the phone).") from error
         raise ConversionError(f"TFLite conversion of {model.name} ({variant}) failed: "
                               f"{error}") from error
+    if variant == "dynamic":
+        content = dynamic_range.float_padded_convolutions(content)
+    return content
 
 
 def interpreter(model_content: bytes, num_threads: int = 2, xnnpack: bool = True):

@@ -51,17 +51,20 @@ def measure(model_content: bytes, threads: int = 2, runs: int = 50, warmup: int 
 def measure_interleaved(model_contents: dict, threads: int = 2, runs: int = 50,
                         warmup: int = 10, blocks: int = 10) -> dict:
     """{name: Latency} of several .tflite models timed in turn in one process: each model's
-    `runs` invocations are split into `blocks` blocks, and the blocks alternate between models,
-    so that a change of the machine's speed during the measurement hits every model alike (the
-    ratios between them are what such a measurement is for)."""
+    `runs` invocations are split into `blocks` blocks, and the blocks alternate between models
+    (in reverse order every other block), so that a change of the machine's speed during the
+    measurement hits every model alike (the ratios between them are what such a measurement is
+    for)."""
     from regnet_keras.lite import export
     runtimes = {name: export.interpreter(content, num_threads=threads)
                 for name, content in model_contents.items()}
     times = {name: [time_interpreter(runtime, 0, warmup)] for name, runtime in runtimes.items()}
     blocks = max(1, min(blocks, runs))
+    order = list(runtimes.items())
     for block in range(blocks):
         block_runs = runs // blocks + (block < runs % blocks)
-        for name, runtime in runtimes.items():
+        # Every other block in reverse order: no file always runs first after another's blocks.
+        for name, runtime in (order[::-1] if block % 2 else order):
             times[name].append(time_interpreter(runtime, block_runs, 0))
     return {name: Latency(float(np.median(np.concatenate(parts))),
                           float(np.percentile(np.concatenate(parts), 90)), runs, threads,
