@@ -317,22 +317,24 @@ def profile_pytorch(model_name, size):
     images = torch.rand(FLAGS.batch_size, 3, size, size).to(memory_format=torch.channels_last)
     labels = torch.randint(0, CLASSES, (FLAGS.batch_size,))
 
-    def step():
+    def train_step():
         optimizer.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
 
-    if FLAGS.mode == "predict":
-        from regnet_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-        model.eval()
-        pixels = images * 255
-        mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1) * 255
-        std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1) * 255
+    from regnet_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+    pixels = images * 255
+    mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1) * 255
 
-        def step():  # noqa: F811 (inference instead of training)
-            # The Keras model's work: normalise 0-255 pixels, end in a softmax.
-            with torch.no_grad():
-                model((pixels - mean) / std).softmax(1)
+    def predict_step():
+        # The Keras model's work: normalise 0-255 pixels, end in a softmax.
+        with torch.no_grad():
+            model((pixels - mean) / std).softmax(1)
+
+    if FLAGS.mode == "predict":
+        model.eval()
+    step = train_step if FLAGS.mode == "train" else predict_step
 
     for _ in range(FLAGS.warmup_steps):
         step()
