@@ -27,6 +27,7 @@ _CPU_ACCELERATOR = 1  # kLiteRtHwAcceleratorCpu
 # Opaque option groups are TOML strings under these identifiers (litert/runtime/*_options.h).
 _RUNTIME_OPTIONS = b"runtime_options_string"
 _XNNPACK_OPTIONS = b"xnnpack"
+_LOCK_FOR_WRITING = 1  # kLiteRtTensorBufferLockModeWrite
 # One row of the profile summary's "Run Order" table: node type, start, first, avg ms, %, cdf%,
 # mem KB, times called, name.
 _ROW = re.compile(r"^\s*(?P<type>\S.*?)\s+[\d.]+\s+[\d.]+\s+(?P<avg_ms>[\d.]+)\s+[\d.]+%\s+"
@@ -107,7 +108,18 @@ class ProfiledModel:
                                      self._compiled, 0, index)
             buffers.append(self._new("LiteRtCreateManagedTensorBufferFromRequirements",
                                      self._env, tensor_type, requirements))
+            if kind == "Input":
+                self._fill_with_zeros(buffers[-1])
         return (ctypes.c_void_p * len(buffers))(*buffers), len(buffers)
+
+    def _fill_with_zeros(self, buffer):
+        """A defined input: a fresh buffer's bytes are whatever the allocator left there."""
+        size = ctypes.c_size_t()
+        self._call("LiteRtGetTensorBufferPackedSize", buffer, ctypes.byref(size))
+        address = ctypes.c_void_p()
+        self._call("LiteRtLockTensorBuffer", buffer, ctypes.byref(address), _LOCK_FOR_WRITING)
+        ctypes.memset(address, 0, size.value)
+        self._call("LiteRtUnlockTensorBuffer", buffer)
 
     def run(self, times: int = 1) -> None:
         for _ in range(times):
