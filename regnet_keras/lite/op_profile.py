@@ -90,10 +90,11 @@ class ProfiledModel:
 
     def _add_options(self, options, identifier: bytes, toml: str):
         payload = ctypes.create_string_buffer(toml.encode())
-        keep_alive = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: None)
-        self._pointers += [payload, keep_alive]
+        # The payload belongs to Python, so LiteRT's deleter for it must do nothing.
+        no_op_deleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: None)
+        self._pointers += [payload, no_op_deleter]
         opaque = self._new("LiteRtCreateOpaqueOptions", identifier,
-                           ctypes.cast(payload, ctypes.c_void_p), keep_alive)
+                           ctypes.cast(payload, ctypes.c_void_p), no_op_deleter)
         self._call("LiteRtAddOpaqueOptions", options, opaque)
 
     def _buffers(self, signature, kind: str):
@@ -110,7 +111,7 @@ class ProfiledModel:
                                      self._env, tensor_type, requirements))
             if kind == "Input":
                 self._fill_with_zeros(buffers[-1])
-        return (ctypes.c_void_p * len(buffers))(*buffers), len(buffers)
+        return (ctypes.c_void_p * len(buffers))(*buffers)
 
     def _fill_with_zeros(self, buffer):
         """A defined input: a fresh buffer's bytes are whatever the allocator left there."""
@@ -123,8 +124,8 @@ class ProfiledModel:
 
     def run(self, times: int = 1) -> None:
         for _ in range(times):
-            self._call("LiteRtRunCompiledModel", self._compiled, 0, self._inputs[1],
-                       self._inputs[0], self._outputs[1], self._outputs[0])
+            self._call("LiteRtRunCompiledModel", self._compiled, 0, len(self._inputs),
+                       self._inputs, len(self._outputs), self._outputs)
 
     def start(self) -> None:
         """Forgets what was profiled so far (warm-up) and profiles from now on."""
@@ -141,9 +142,8 @@ class ProfiledModel:
             ctypes.CDLL(None).free(text)  # the caller owns the C string
 
     def close(self) -> None:
-        for buffers, count in (self._inputs, self._outputs):
-            for index in range(count):
-                self._lib.LiteRtDestroyTensorBuffer(ctypes.c_void_p(buffers[index]))
+        for buffer in (*self._inputs, *self._outputs):  # ints: ctypes arrays unwrap pointers
+            self._lib.LiteRtDestroyTensorBuffer(ctypes.c_void_p(buffer))
         self._lib.LiteRtDestroyCompiledModel(self._compiled)
         self._lib.LiteRtDestroyModel(self._model)
         self._lib.LiteRtDestroyEnvironment(self._env)
