@@ -7,9 +7,12 @@ is per process), over --images images in batches of 32, the paths in turn in eve
   keras_predict_no_onednn  model.predict with TensorFlow's oneDNN kernels off
                            (TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's default on CPUs without AVX-512)
   keras_predict            model.predict (oneDNN on, as `import regnet_keras` first sets it)
-  compiled_loop            regnet_keras.inference.predict(model): one tf.function over slices of
-                           the array, no tf.data pipeline
-  folded                   the same on regnet_keras.fold_batch_norm(model)
+  compiled_loop            regnet_keras.inference.predict(model, fold_batch_norm=False): one
+                           tf.function over slices of the array, no tf.data pipeline
+  folded_copy              the same on the copy regnet_keras.fold_batch_norm(model) returns,
+                           the model kept (as a process that also trains keeps it)
+  folded_in_graph          regnet_keras.inference.predict(model): batch normalization folded
+                           inside the compiled function, no copy
 Prints img/s and peak RSS above the import baseline, median (range) across rounds.
 """
 
@@ -31,7 +34,8 @@ flags.DEFINE_integer("passes", 3, "Timed passes per process (the median).")
 flags.DEFINE_integer("repeats", 5, "Rounds.")
 flags.DEFINE_string("worker", None, "Internal: run one path and print its JSON result.")
 
-PATHS = ("keras_predict_no_onednn", "keras_predict", "compiled_loop", "folded")
+PATHS = (
+    "keras_predict_no_onednn", "keras_predict", "compiled_loop", "folded_copy", "folded_in_graph")
 
 
 def _peak_rss_mb() -> float:
@@ -47,14 +51,18 @@ def _worker(path):
     size = FLAGS.size
     model = regnet_keras.build_model(FLAGS.model, classes=100, input_shape=(size, size, 3))
     images = np.random.default_rng(0).random((FLAGS.images, size, size, 3), np.float32) * 255
-    if path == "folded":
-        model = inference.fold_batch_norm(model)
     if path.startswith("keras_predict"):
         def run():
             model.predict(images, batch_size=32, verbose=0)
+    elif path == "folded_copy":
+        folded = inference.fold_batch_norm(model)
+
+        def run():
+            inference.predict(folded, images, batch_size=32)
     else:
         def run():
-            inference.predict(model, images, batch_size=32)
+            inference.predict(model, images, batch_size=32,
+                              fold_batch_norm=path == "folded_in_graph")
     run()
     times = []
     for _ in range(FLAGS.passes):

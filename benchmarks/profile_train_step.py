@@ -13,11 +13,11 @@ as in benchmarks.train_throughput), profiles a few training steps of:
               so there the ReLU's time is in the batch-norm rows.
   PyTorch     the same architecture (benchmarks.pytorch_regnet), channels_last, under
               torch.profiler; forward ops are attributed by module, backward ops by autograd node.
-With --mode predict the step is one batch of inference instead: regnet_keras.inference.predict
-on regnet_keras.fold_batch_norm(model) (as benchmarks.train_throughput's predict column) against
-PyTorch's model.eval() under torch.no_grad() with the Keras model's normalisation and softmax
-around it (as benchmarks.train_throughput times it); the batch-norm rows then hold what is left of
-batch normalization after folding (nothing, in TensorFlow).
+With --mode predict the step is one batch of inference instead, each framework as
+benchmarks.train_throughput times it: regnet_keras.inference.predict, which folds batch
+normalization into the convolutions, against PyTorch's model.eval() under torch.no_grad() with
+the Keras model's normalisation and softmax around it; the batch-norm rows then hold what is
+left of batch normalization after folding (nothing, in TensorFlow).
 The table gives milliseconds per step and share of the op time for each category, side by side,
 with each step's wall and CPU time (all threads; the fairer figure on a busy machine).
 
@@ -187,7 +187,6 @@ def profile_tensorflow(model_name, size, fused):
 def _profile_tensorflow_predict(model, size):
     import numpy as np
     from regnet_keras import inference
-    model = inference.fold_batch_norm(model)
     images = np.random.default_rng(0).uniform(0, 255, (FLAGS.batch_size, size, size, 3))
     images = images.astype("float32")
     for _ in range(FLAGS.warmup_steps):

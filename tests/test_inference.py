@@ -5,6 +5,7 @@ returns."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import regnet_keras
 from regnet_keras import AnyNetConfig, RegNet, inference
@@ -64,6 +65,7 @@ def test_folded_model_matches_timm_forward_pass(tmp_path):
     path = str(tmp_path / "regnety_002.pth")
     torch.save(state, path)
     model = regnet_keras.from_pytorch(path, input_shape=(64, 64, 3), classifier_activation=None)
+    assert relative_difference(inference.predict(model, images), expected) <= 2e-4
     outputs = inference.predict(inference.fold_batch_norm(model), images)
     assert relative_difference(outputs, expected) <= 2e-4
 
@@ -106,6 +108,30 @@ def test_predict_returns_what_model_predict_returns(count, batch_size):
     np.testing.assert_allclose(outputs, model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+def test_predict_folds_batch_norm_inside_its_function_and_scales_kernels_late():
+    model = randomize_batch_norm(RegNet(TINY, classes=10, input_shape=(32, 32, 3),
+                                        classifier_activation=None))
+    images = pixels(32, 4)
+    expected = model(images, training=False).numpy()
+    assert relative_difference(inference.predict(model, images), expected) < 1e-5
+    np.testing.assert_allclose(inference.predict(model, images, fold_batch_norm=False), expected,
+                               rtol=1e-5, atol=1e-5)
+
+    def graph(fold):
+        function = inference._compiled_call(model, fold)
+        return function.get_concrete_function(tf.TensorSpec((4, 32, 32, 3))).graph
+
+    def normalization_ops(fold):
+        return [op.name for op in graph(fold).get_operations() if "_bn" in op.name]
+    assert normalization_ops(False) and not normalization_ops(True)
+    kernels = [op.inputs[1].op for op in graph(True).get_operations() if op.type == "Conv2D"]
+    folded = [kernel for kernel in kernels if kernel.type == "Mul"]
+    # Every convolution is followed by a batch norm here except the two SE convolutions.
+    assert len(folded) == len(kernels) - 2 * sum(TINY.stage_depths)
+    # Each folded kernel waits for its convolution's input, so they are not all alive at once.
+    assert all(kernel.control_inputs for kernel in folded)
+
+
 def test_predict_returns_every_output_of_a_multi_output_model():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, [keras.layers.Dense(2)(inputs), keras.layers.Dense(3)(inputs)])
@@ -134,6 +160,8 @@ images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float3
 difference = np.abs(inference.predict(folded, images) - model.predict(images, verbose=0)).max()
 kept = [layer.name for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
 assert difference < 1e-4 and kept and all(name.endswith("b_bn") for name in kept), (difference, kept)
+difference = np.abs(inference.predict(model, images) - model.predict(images, verbose=0)).max()
+assert difference < 1e-4, difference
 """
 
 
