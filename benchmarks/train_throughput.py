@@ -261,9 +261,11 @@ def _lockstep(workers, command, repeats, round_index):
     return answers
 
 
-def _median_rate(timings, count, key="wall"):
-    values = [t[key] for t in timings if t]
-    return count / statistics.median(values) if values and len(values) == len(timings) else None
+def _median_rate(timings, count):
+    """Items per second over the median wall time, or None unless every timing exists."""
+    if not timings or not all(timings):
+        return None
+    return count / statistics.median(t["wall"] for t in timings)
 
 
 def _run_round(variants, model_name, size, round_index):
@@ -289,7 +291,7 @@ def _run_round(variants, model_name, size, round_index):
             steps[variant] += timings
     for variant, worker in workers.items():
         timings = steps[variant]
-        if all(timings):
+        if timings and all(timings):
             results[variant]["train"] = FLAGS.batch_size * len(timings) / sum(
                 t["wall"] for t in timings)
             results[variant]["cpu_ms"] = 1000 * statistics.mean(t["cpu"] for t in timings)
