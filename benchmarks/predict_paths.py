@@ -16,15 +16,13 @@ is per process), over --images images in batches of 32, the paths in turn in eve
 Prints img/s and peak RSS above the import baseline, median (range) across rounds.
 """
 
-import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+from benchmarks import measurement
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "RegNetX002", "Zoo model.")
@@ -38,16 +36,12 @@ PATHS = (
     "keras_predict_no_onednn", "keras_predict", "compiled_loop", "folded_copy", "folded_in_graph")
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _worker(path):
     import regnet_keras
     import numpy as np
     import tensorflow  # noqa: F401  (in the baseline)
     from regnet_keras import inference
-    baseline = _peak_rss_mb()
+    baseline = measurement.peak_rss_mb()
     size = FLAGS.size
     model = regnet_keras.build_model(FLAGS.model, classes=100, input_shape=(size, size, 3))
     images = np.random.default_rng(0).random((FLAGS.images, size, size, 3), np.float32) * 255
@@ -69,31 +63,16 @@ def _worker(path):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    print("RESULT " + json.dumps({"img_s": len(images) / statistics.median(times),
-                                  "mb": _peak_rss_mb() - baseline}))
+    measurement.print_result({"img_s": len(images) / statistics.median(times),
+                              "mb": measurement.peak_rss_mb() - baseline})
 
 
 def _measure(path):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                       TF_ENABLE_ONEDNN_OPTS="0" if path.endswith("no_onednn") else "1")
     command = [sys.executable, "-m", "benchmarks.predict_paths", f"--worker={path}",
                f"--model={FLAGS.model}", f"--size={FLAGS.size}", f"--images={FLAGS.images}",
                f"--passes={FLAGS.passes}"]
-    done = subprocess.run(command, capture_output=True, text=True, env=environment)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    print(f"  {path}: failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}",
-          file=sys.stderr)
-    return None
-
-
-def _spread(values, digits):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    return (f"{statistics.median(values):.{digits}f} "
-            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+    return measurement.run_worker(
+        command, path, TF_ENABLE_ONEDNN_OPTS="0" if path.endswith("no_onednn") else "1")
 
 
 def main(_):
@@ -110,7 +89,7 @@ def main(_):
     for path, runs in results.items():
         img_s = [r["img_s"] if r else None for r in runs]
         mb = [r["mb"] if r else None for r in runs]
-        print(f"{path:24s} {_spread(img_s, 1):>20s} {_spread(mb, 0):>26s}", flush=True)
+        print(f"{path:24s} {measurement.spread(img_s, 1):>20s} {measurement.spread(mb, 0):>26s}", flush=True)
 
 
 if __name__ == "__main__":

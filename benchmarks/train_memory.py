@@ -16,14 +16,11 @@ many times `fit` traced the train step.
 """
 
 import ctypes
-import json
-import os
-import resource
-import statistics
-import subprocess
 import sys
 
 from absl import app, flags
+
+from benchmarks import measurement
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["RegNetY002"], "Zoo models.")
@@ -34,10 +31,6 @@ flags.DEFINE_string("worker", None, "Internal: variant:model:size.")
 
 VARIANTS = ("keras_fit", "keras_fit_prebuilt", "pytorch")
 BATCH, CLASSES = 32, 100
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _MallInfo2(ctypes.Structure):
@@ -62,7 +55,7 @@ def _keras_worker(variant, model_name, size):
     import numpy as np
     import tensorflow as tf
     import keras
-    baseline = _peak_rss_mb()
+    baseline = measurement.peak_rss_mb()
     model = regnet_keras.build_model(model_name, classes=CLASSES, input_shape=(size, size, 3))
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
                   loss=keras.losses.SparseCategoricalCrossentropy())
@@ -79,10 +72,10 @@ def _keras_worker(variant, model_name, size):
     labels = np.random.default_rng(0).integers(0, CLASSES, BATCH)
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
     model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
-    first = _peak_rss_mb() - baseline
+    first = measurement.peak_rss_mb() - baseline
     model.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
     tensors = tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20
-    return {"first": first, "peak": _peak_rss_mb() - baseline, "tensors": tensors,
+    return {"first": first, "peak": measurement.peak_rss_mb() - baseline, "tensors": tensors,
             "traces": len(traces)}
 
 
@@ -90,7 +83,7 @@ def _pytorch_worker(model_name, size):
     import regnet_keras
     import torch
     from benchmarks.pytorch_regnet import RegNet
-    baseline = _peak_rss_mb()
+    baseline = measurement.peak_rss_mb()
     torch.manual_seed(0)
     model = RegNet(regnet_keras.get_config(model_name), CLASSES).to(
         memory_format=torch.channels_last).train()
@@ -103,32 +96,19 @@ def _pytorch_worker(model_name, size):
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
         if step == 0:
-            result["first"] = _peak_rss_mb() - baseline
-    result["peak"] = _peak_rss_mb() - baseline
+            result["first"] = measurement.peak_rss_mb() - baseline
+    result["peak"] = measurement.peak_rss_mb() - baseline
     return result
 
 
 def _measure(variant, model_name, size):
     command = [sys.executable, "-m", "benchmarks.train_memory",
                f"--worker={variant}:{model_name}:{size}", f"--steps={FLAGS.steps}"]
-    done = subprocess.run(command, capture_output=True, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    print(f"  {variant} {model_name} {size}: failed: "
-          f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}", file=sys.stderr)
-    return None
+    return measurement.run_worker(command, f"{variant} {model_name} {size}")
 
 
-def _median(results, key, digits=0):
-    values = [r[key] for r in results if r and r.get(key) is not None]
-    if not values:
-        return "-"
-    text = f"{statistics.median(values):.{digits}f}"
-    if len(values) == 1:
-        return text
-    return f"{text} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+def _figure(results, key):
+    return measurement.spread([r.get(key) if r else None for r in results])
 
 
 def main(_):
@@ -139,7 +119,7 @@ def main(_):
         else:
             result = _keras_worker(variant, model_name, int(size))
         result["heap_in_use"], result["heap_free"] = _heap_mb()
-        print("RESULT " + json.dumps(result))
+        measurement.print_result(result)
         return
     print(f"batch {BATCH}, {CLASSES} classes, {FLAGS.repeats} rounds; MB, median (range); "
           "peak RSS above the import baseline")
@@ -158,7 +138,7 @@ def main(_):
                     rounds[variant].append(_measure(variant, model_name, size))
             for variant, results in rounds.items():
                 print(f"{model_name:11s} {size:4d} {variant:19s} " + " ".join(
-                    f"{_median(results, key):>16s}" for _, key in columns), flush=True)
+                    f"{_figure(results, key):>16s}" for _, key in columns), flush=True)
 
 
 if __name__ == "__main__":

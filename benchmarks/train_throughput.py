@@ -36,7 +36,6 @@ their range.
 import importlib.util
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import tempfile
 import time
 
 from absl import app, flags
+
+from benchmarks import measurement
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["RegNetX002", "RegNetY002"], "Zoo models to run.")
@@ -64,10 +65,6 @@ flags.DEFINE_string("worker", None, "Internal: serve one variant's commands.")
 CLASSES = 100
 SLOW_VARIANTS = ("keras_native", "tf_keras_app")
 PEER = "pytorch"
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _images(size, count):
@@ -95,7 +92,7 @@ class _KerasSession:
         else:
             import keras
         self.keras, self.variant, self.size = keras, variant, size
-        self.baseline = _peak_rss_mb()
+        self.baseline = measurement.peak_rss_mb()
         if variant == "tf_keras_app":
             self.model = getattr(keras.applications, model_name)(
                 weights=None, classes=CLASSES, input_shape=(size, size, 3))
@@ -148,7 +145,7 @@ class _PyTorchSession:
         from benchmarks.pytorch_regnet import RegNet
         from regnet_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD
         self.torch, self.size = torch, size
-        self.baseline = _peak_rss_mb()
+        self.baseline = measurement.peak_rss_mb()
         torch.manual_seed(0)
         self.model = RegNet(regnet_keras.get_config(model_name), CLASSES).to(
             memory_format=torch.channels_last)
@@ -200,10 +197,10 @@ def _serve(spec):
     commands = {"predict_pass": session.predict_pass,
                 "keras_predict_pass": session.keras_predict_pass,
                 "start_training": session.start_training, "train_step": session.train_step,
-                "peak_mb": lambda: _peak_rss_mb() - session.baseline}
-    print("RESULT " + json.dumps(session.baseline), flush=True)
+                "peak_mb": lambda: measurement.peak_rss_mb() - session.baseline}
+    measurement.print_result(session.baseline)
     for line in sys.stdin:
-        print("RESULT " + json.dumps(commands[line.strip()]()), flush=True)
+        measurement.print_result(commands[line.strip()]())
 
 
 class _Worker:
@@ -232,8 +229,8 @@ class _Worker:
                 self.process.stdin.write(command + "\n")
                 self.process.stdin.flush()
             for line in self.process.stdout:
-                if line.startswith("RESULT "):
-                    return json.loads(line[len("RESULT "):])
+                if line.startswith(measurement.RESULT_PREFIX):
+                    return json.loads(line[len(measurement.RESULT_PREFIX):])
         except BrokenPipeError:
             pass
         self.failed = True
@@ -316,17 +313,6 @@ def _measure_rounds(variants, model_name, size):
     return rounds
 
 
-def _spread(values, digits=0):
-    """'median (min-max)' of the values that exist, or '-'."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return (f"{statistics.median(values):.{digits}f} "
-            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
-
-
 def _figure(results, key):
     return [r.get(key) if r else None for r in results]
 
@@ -344,12 +330,12 @@ COLUMNS = (("train img/s", 20), ("vs PyTorch", 18), ("predict img/s", 20), ("vs 
 
 def _row(results, peer_results):
     def ratio(key):
-        return _spread(_ratios(results, peer_results, key), 2) if peer_results else "-"
-    return [_spread(_figure(results, "train"), 1), ratio("train"),
-            _spread(_figure(results, "predict"), 1), ratio("predict"),
-            _spread(_figure(results, "keras_predict"), 1), _spread(_figure(results, "cpu_ms")),
-            _spread(_figure(results, "import_mb")), _spread(_figure(results, "predict_mb")),
-            ratio("predict_mb"), _spread(_figure(results, "train_mb")), ratio("train_mb")]
+        return measurement.spread(_ratios(results, peer_results, key), 2) if peer_results else "-"
+    return [measurement.spread(_figure(results, "train"), 1), ratio("train"),
+            measurement.spread(_figure(results, "predict"), 1), ratio("predict"),
+            measurement.spread(_figure(results, "keras_predict"), 1), measurement.spread(_figure(results, "cpu_ms")),
+            measurement.spread(_figure(results, "import_mb")), measurement.spread(_figure(results, "predict_mb")),
+            ratio("predict_mb"), measurement.spread(_figure(results, "train_mb")), ratio("train_mb")]
 
 
 def main(_):

@@ -56,6 +56,13 @@ def _foldable_pairs(model, fuse_grouped: bool) -> dict:
     return pairs
 
 
+def _is_functional(model) -> bool:
+    """A Keras 3 functional model: its graph of layers can be walked and rerun."""
+    keras = keras_backend.get_keras()
+    return (not keras_backend.uses_legacy_keras() and isinstance(model, keras.Model)
+            and hasattr(model, "_run_through_graph"))
+
+
 def _onednn_enabled() -> bool:
     """Whether TensorFlow runs its oneDNN kernels in this process (chosen when it loaded)."""
     try:
@@ -70,9 +77,7 @@ def fold_batch_norm(model):
     folded into that convolution's kernel and bias (see the module docstring). Other layers are
     copied as they are, with their weights. Outputs match `model(x, training=False)` within
     float32 rounding."""
-    keras = keras_backend.get_keras()
-    if keras_backend.uses_legacy_keras() or not isinstance(model, keras.Model) or not hasattr(
-            model, "_run_through_graph"):
+    if not _is_functional(model):
         raise InferenceError(f"fold_batch_norm takes a Keras 3 functional model, not "
                              f"{type(model).__name__}: build it with regnet_keras or the "
                              "functional API.")
@@ -95,6 +100,7 @@ def fold_batch_norm(model):
         return layer(*args, **kwargs)
 
     # New inputs under the model's input layer names, so that every name carries over.
+    keras = keras_backend.get_keras()
     inputs = [keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype,
                           name=tensor._keras_history.operation.name) for tensor in model.inputs]
     folded = keras.models.clone_model(
@@ -176,9 +182,7 @@ def _compiled_call(model, fold: bool):
 def _folded_call(model):
     """`model(x, training=False)` with the foldable batch normalizations folded as it runs, or
     None where there is nothing to fold."""
-    keras = keras_backend.get_keras()
-    if (keras_backend.uses_legacy_keras() or not isinstance(model, keras.Model)
-            or not hasattr(model, "_run_through_graph")):
+    if not _is_functional(model):
         return None
     pairs = _foldable_pairs(model, fuse_grouped=_onednn_enabled())
     if not pairs:
