@@ -4,14 +4,19 @@ under Debian's kotlinc, junit4 and Gson."""
 
 import filecmp
 import glob
+import hashlib
 import os
 import re
 import shutil
 import subprocess
+import zipfile
+
+import pytest
 
 from tests.conftest import REPO, run_python
 
-CORE = os.path.join(REPO, "android_demo", "core")
+ANDROID = os.path.join(REPO, "android_demo")
+CORE = os.path.join(ANDROID, "core")
 GOLDENS = os.path.join(CORE, "src", "test", "resources", "goldens")
 
 
@@ -47,3 +52,47 @@ def test_kotlin_core_junit_tests_pass():
     difference = float(re.search(r"largest \|float difference\| = (\S+),", output).group(1))
     assert difference <= 1e-6
     assert re.search(r"\d+ quantized values all equal", output)
+
+
+# Gradle 9.4.1 as published on https://gradle.org/release-checksums/ (the wrapper jar is the one
+# `gradle wrapper` writes for 9.4.x; the distribution is gradle-9.4.1-bin.zip).
+GRADLE_WRAPPER_JAR_SHA256 = "55243ef57851f12b070ad14f7f5bb8302daceeebc5bce5ece5fa6edb23e1145c"
+GRADLE_DISTRIBUTION_SHA256 = "2ab2958f2a1e51120c326cad6f385153bb11ee93b3c216c5fccebfdfbb7ec6cb"
+
+
+def test_gradle_wrapper_is_the_official_one_and_pins_its_distribution():
+    jar = os.path.join(ANDROID, "gradle", "wrapper", "gradle-wrapper.jar")
+    with open(jar, "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == GRADLE_WRAPPER_JAR_SHA256
+    with zipfile.ZipFile(jar) as archive:
+        assert "Main-Class: org.gradle.wrapper.GradleWrapperMain" in archive.read("META-INF/MANIFEST.MF").decode()
+    with open(os.path.join(ANDROID, "gradle", "wrapper", "gradle-wrapper.properties")) as handle:
+        properties = dict(line.strip().split("=", 1) for line in handle if "=" in line)
+    assert properties["distributionUrl"] == r"https\://services.gradle.org/distributions/gradle-9.4.1-bin.zip"
+    assert properties["distributionSha256Sum"] == GRADLE_DISTRIBUTION_SHA256
+    gradlew = os.path.join(ANDROID, "gradlew")
+    assert os.access(gradlew, os.X_OK), "android_demo/gradlew must be executable"
+    with open(gradlew) as handle:
+        assert "gradle/wrapper/gradle-wrapper.jar" in handle.read()
+    with open(os.path.join(ANDROID, "gradlew.bat"), "rb") as handle:
+        assert b"\r\n" in handle.read(), "gradlew.bat keeps Windows line endings"
+
+
+@pytest.mark.slow
+def test_removing_the_source_generation_check_fails_a_test(tmp_path):
+    """The session's generation check is what keeps stale photo work off the screen: with it
+    reduced to a mode check, the JVM tests must fail."""
+    copy = tmp_path / "core"
+    shutil.copytree(CORE, copy)
+    session = copy / "src" / "main" / "kotlin" / "org" / "regnetkeras" / "core" / "DemoSession.kt"
+    text = session.read_text()
+    check = "token.source == currentMode && token.generation == sourceGeneration"
+    assert text.count(check) == 1
+    session.write_text(text.replace(check, "token.source == currentMode"))
+    # The theme test reads the app's resources beside the core module.
+    shutil.copytree(os.path.join(ANDROID, "app", "src", "main"), tmp_path / "app" / "src" / "main")
+    result = subprocess.run(["bash", str(copy / "run_tests.sh")], capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "onlyWorkStartedSinceTheLastSwitchReachesTheScreen" in output, output[-3000:]
+    assert "aNewerPhotoMakesTheEarlierOnesWorkStale" in output, output[-3000:]

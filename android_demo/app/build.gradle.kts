@@ -12,7 +12,7 @@ android {
 
     defaultConfig {
         applicationId = "org.regnetkeras.demo"
-        // 24 (Android 7.0): LiteRT 1.4.1 runs from API 21 (1.4.0's native library needed 26).
+        // 24 (Android 7.0): LiteRT 2.1.x requires 23 (2.0.3 required 26).
         minSdk = 24
         targetSdk = 36
         versionCode = 1
@@ -50,6 +50,7 @@ dependencies {
     implementation(libs.androidx.appcompat)
     implementation(libs.androidx.activity.ktx)
     implementation(libs.androidx.lifecycle.viewmodel.ktx)
+    implementation(libs.androidx.lifecycle.viewmodel.savedstate)
     implementation(libs.androidx.lifecycle.livedata.ktx)
     implementation(libs.androidx.constraintlayout)
     implementation(libs.androidx.exifinterface)
@@ -60,10 +61,8 @@ dependencies {
     implementation(libs.camera.lifecycle)
     implementation(libs.camera.view)
 
-    // LiteRT Interpreter API 1.4.1 (16 KB page aligned native libraries, min SDK 21) and its
-    // GPU delegate; android_demo/README.md says why not LiteRT 2.x's CompiledModel. Not the Task
-    // Library: its native libraries fail Google Play's 16 KB rule.
+    // LiteRT 2.x: CompiledModel (CPU through XNNPACK, GPU through the accelerator it loads at
+    // run time) and the Interpreter it keeps for compatibility (CPU), in one artifact. Not the
+    // Task Library: its native libraries fail Google Play's 16 KB rule.
     implementation(libs.litert)
-    implementation(libs.litert.gpu)
-    implementation(libs.litert.gpu.api)
 }

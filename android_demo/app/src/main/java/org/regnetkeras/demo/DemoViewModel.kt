@@ -7,55 +7,80 @@ import androidx.camera.core.ImageProxy
 import androidx.lifecycle.AndroidViewModel
 import androidx.lifecycle.LiveData
 import androidx.lifecycle.MutableLiveData
+import androidx.lifecycle.SavedStateHandle
 import java.util.concurrent.Executor
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
+import org.regnetkeras.core.Accelerator
 import org.regnetkeras.core.BundledModels
-import org.regnetkeras.core.ClassificationResult
 import org.regnetkeras.core.ClassifierError
 import org.regnetkeras.core.DemoSession
 import org.regnetkeras.core.Failures
 import org.regnetkeras.core.LoadTicket
 import org.regnetkeras.core.ModelCatalog
+import org.regnetkeras.core.ModelDescription
 import org.regnetkeras.core.Outcome
+import org.regnetkeras.core.ResultSettings
 import org.regnetkeras.core.RuntimeChoice
+import org.regnetkeras.core.ShownResult
 import org.regnetkeras.core.SourceMode
+import org.regnetkeras.core.SourceToken
 import org.regnetkeras.core.StatusSource
 import org.regnetkeras.core.Task
+import org.regnetkeras.core.ThreadChoices
 
-/** Where the camera permission request stands; kept across rotations so that a refusal is not
- * asked again and an open dialog is not asked twice. */
-enum class CameraPermission { NOT_ASKED, PENDING, ANSWERED }
+/** What the status area offers next to a camera message. */
+enum class CameraAction { NONE, ASK_AGAIN, OPEN_SETTINGS }
 
 /** What the screen shows; MainActivity renders it and holds nothing else. */
 data class UiState(
     val status: String,
     val statusIsError: Boolean,
     val canRetry: Boolean,
+    val cameraAction: CameraAction,
     val mode: SourceMode,
     val photo: Bitmap?,
     val topLabels: String,
+    /** What TalkBack says for the results: label names only for the camera (scores change every
+     * frame and would be announced every frame), names and rounded scores for a photo. */
+    val spokenResult: String,
     val timing: String
 )
 
 /**
- * Outlives the Activity across configuration changes: the core's [DemoSession] (loaded model,
- * choice, mode, status lines, frame rate), the last photo and result, and the inference thread.
+ * Outlives the Activity across configuration changes; the mode, the photo's address and the
+ * settings also survive the process being killed in the background (SavedStateHandle). It holds
+ * the core's [DemoSession], which decides which model is loaded and which source's work may reach
+ * the screen; this class runs that work and turns the session into a [UiState].
  *
  * One inference thread loads models, analyses camera frames (CameraX calls the analyzer on
- * [analysisExecutor]) and classifies photos, so the GPU delegate is always used on the thread
+ * [analysisExecutor]) and classifies photos, so the GPU accelerator is always used on the thread
  * that created it. Everything that runs there is guarded: any Throwable the app can recover from
  * (OutOfMemoryError, UnsatisfiedLinkError from LiteRT's native library) becomes a message via
  * the core's Failures instead of ending the thread and the process.
  */
-class DemoViewModel(application: Application) : AndroidViewModel(application) {
+class DemoViewModel(application: Application, private val saved: SavedStateHandle) : AndroidViewModel(application) {
     val session = DemoSession<LoadedClassifier>()
     val catalog: ModelCatalog = BundledModels.find(application.assets.list("")?.toList() ?: emptyList())
-    val threadChoices: List<Int> = Runtime.getRuntime().availableProcessors().let { cores ->
-        (listOf(1, 2, 4) + cores).filter { it <= maxOf(cores, 1) }.distinct().sorted()
-    }
+    val threadChoices: List<Int> = ThreadChoices.forCores(Runtime.getRuntime().availableProcessors())
 
-    var cameraPermission = CameraPermission.NOT_ASKED
+    /** The result settings; read on the inference thread, set on the UI thread. */
+    @Volatile var resultSettings = ResultSettings(
+        saved.get<Int>(KEY_MAX_RESULTS) ?: ResultSettings.DEFAULT_MAX_RESULTS,
+        saved.get<Double>(KEY_THRESHOLD) ?: ResultSettings.DEFAULT_THRESHOLD)
+        private set
+
+    /** Whether the camera permission was requested before, in this install's saved state: with
+     * shouldShowRequestPermissionRationale false it tells "never asked" from "refused for good". */
+    var cameraPermissionRequested: Boolean
+        get() = saved.get<Boolean>(KEY_PERMISSION_REQUESTED) ?: false
+        set(value) = saved.set(KEY_PERMISSION_REQUESTED, value)
+
+    /** Whether the permission dialog is open: an Activity recreated under it must not ask again
+     * nor report a refusal before the answer comes. */
+    var cameraPermissionPending: Boolean
+        get() = saved.get<Boolean>(KEY_PERMISSION_PENDING) ?: false
+        set(value) = saved.set(KEY_PERMISSION_PENDING, value)
 
     private val inference: ExecutorService = Executors.newSingleThreadExecutor()
     val analysisExecutor: Executor
@@ -66,29 +91,47 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
         get() = state
 
     @Volatile private var photo: Bitmap? = null
-    @Volatile private var topLabels = ""
-    @Volatile private var timing = ""
+    @Volatile private var cameraAction = CameraAction.NONE
 
     // Inference thread only.
     private var framePixels: IntArray? = null
 
     init {
         if (catalog.models.isEmpty()) {
-            val problems = catalog.problems.joinToString("\n") { it.message }
-            session.status.showError(StatusSource.MODEL,
-                listOf(string(R.string.no_models), problems).filter { it.isNotEmpty() }.joinToString("\n"))
+            session.status.showError(StatusSource.MODEL, string(R.string.no_models))
         }
-        publish()
+        if (catalog.problems.isNotEmpty()) {
+            session.status.show(StatusSource.ASSETS, catalog.problems.joinToString("\n") { it.message })
+        }
+        val photoUri = saved.get<Uri>(KEY_PHOTO_URI)
+        if (saved.get<String>(KEY_MODE) == SourceMode.PHOTO.name && photoUri != null) {
+            // The process was killed in photo mode: decode the same photo again.
+            classifyPhoto(photoUri)
+        } else {
+            publish()
+        }
     }
 
-    /** The choice the widgets start from before the user has made one. */
-    fun defaultChoice(): RuntimeChoice =
-        RuntimeChoice(0, threadChoices.last { it <= 4 }, useGpu = false)
+    /** The choice the widgets start from: the saved one, else the defaults. */
+    fun initialChoice(): RuntimeChoice = session.currentChoice ?: RuntimeChoice(
+        (saved.get<Int>(KEY_MODEL) ?: 0).coerceIn(0, maxOf(catalog.models.size - 1, 0)),
+        saved.get<Int>(KEY_THREADS)?.takeIf { it in threadChoices } ?: ThreadChoices.default(threadChoices),
+        if (saved.get<String>(KEY_ACCELERATOR) == Accelerator.GPU.name) Accelerator.GPU else Accelerator.CPU)
 
     /** UI thread: the widgets' current choice; loads it unless it is what is loaded or loading. */
     fun choose(choice: RuntimeChoice) {
+        saved.set(KEY_MODEL, choice.modelIndex)
+        saved.set(KEY_THREADS, choice.threads)
+        saved.set(KEY_ACCELERATOR, choice.accelerator.name)
         if (catalog.models.isEmpty()) return
         session.choose(choice)?.let { load(it) }
+    }
+
+    /** UI thread: how many results and from which score; applies from the next result. */
+    fun chooseResults(settings: ResultSettings) {
+        resultSettings = settings
+        saved.set(KEY_MAX_RESULTS, settings.maxResults)
+        saved.set(KEY_THRESHOLD, settings.scoreThreshold)
     }
 
     /** UI thread: loads the current choice again after it failed. */
@@ -101,28 +144,35 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
         session.resetFrameRate()
     }
 
-    fun enterCameraMode() {
-        session.mode = SourceMode.CAMERA
-        session.resetFrameRate()
-        session.status.clear(StatusSource.PHOTO)
-        clearResult()
+    /** UI thread: the camera becomes the source; photo work still running goes stale. Returns
+     * the token that camera messages (permission, binding) are shown with. */
+    fun enterCameraMode(): SourceToken {
+        val token = session.enterCamera()
+        saved.set(KEY_MODE, SourceMode.CAMERA.name)
+        saved.remove<Uri>(KEY_PHOTO_URI)
+        photo = null
+        cameraAction = CameraAction.NONE
         publish()
+        return token
     }
 
-    /** The camera is bound: any earlier camera error is over; the first frame clears this line. */
-    fun showCameraWaiting() {
-        session.status.show(StatusSource.CAMERA, string(R.string.waiting_for_frames))
-        publish()
+    /** The camera is bound: the first frame clears this line. */
+    fun showCameraWaiting(token: SourceToken) {
+        cameraAction = CameraAction.NONE
+        if (session.report(token, string(R.string.waiting_for_frames))) publish()
     }
 
-    fun showCameraError(message: String) {
-        session.status.showError(StatusSource.CAMERA, message)
-        publish()
+    fun showCameraError(token: SourceToken, message: String, action: CameraAction = CameraAction.NONE) {
+        if (session.fail(token, ClassifierError.CameraUnavailable(message))) {
+            cameraAction = action
+            publish()
+        }
     }
 
-    fun showPhotoMessage(message: String) {
-        session.status.show(StatusSource.PHOTO, message)
-        publish()
+    /** UI thread: the picker closed without a photo; said on the current source's line. */
+    fun showNoPhotoChosen() {
+        val token = session.tokenFor(session.mode) ?: return
+        if (session.report(token, string(R.string.no_photo_chosen))) publish()
     }
 
     private fun load(ticket: LoadTicket) {
@@ -138,109 +188,101 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
 
     private fun loadOnInferenceThread(ticket: LoadTicket) {
         if (!session.isCurrent(ticket)) return  // a newer choice is queued behind this one
-        // Close the old model first: two models (and GPU delegates) never share memory.
+        // Close the old model first: two models (and GPU buffers) never share memory.
         session.detachModel()?.close()
-        clearResult()
+        publish()
         val choice = ticket.choice
-        val outcome = LiteRtClassifier.load(getApplication<Application>(), catalog.models[choice.modelIndex],
-            RuntimeOptions(choice.threads, choice.useGpu))
-        when (outcome) {
-            is Outcome.Success -> {
-                if (!session.finishLoad(ticket, outcome.value)) {
-                    outcome.value.close()
-                    return
-                }
-                session.status.show(StatusSource.MODEL, readyMessage(outcome.value, choice))
-                publish()
-                if (session.mode == SourceMode.PHOTO) photo?.let { classifyOnInferenceThread(it, live = false) }
-            }
+        val outcome = LiteRtClassifiers.load(getApplication<Application>(), catalog.models[choice.modelIndex], choice)
+        val loaded = when (outcome) {
+            is Outcome.Success -> outcome.value
             is Outcome.Failure -> {
                 if (session.failLoad(ticket, outcome.error)) {
                     session.status.showError(StatusSource.MODEL, outcome.error.message)
                     publish()
                 }
+                return
             }
         }
+        // One warm-up run: the first run allocates and (on the GPU) compiles kernels, and would
+        // distort the latency figures. A model that cannot run fails here, not on the first frame.
+        val input = loaded.classifier.metadata.input
+        val warmUp = loaded.classifier.classify(IntArray(input.width * input.height), input.width, input.height)
+        if (warmUp is Outcome.Failure) {
+            loaded.close()
+            if (session.failLoad(ticket, warmUp.error)) {
+                session.status.showError(StatusSource.MODEL, warmUp.error.message)
+                publish()
+            }
+            return
+        }
+        if (!session.finishLoad(ticket, loaded)) {
+            loaded.close()
+            return
+        }
+        session.status.show(StatusSource.MODEL, readyMessage(loaded))
+        publish()
+        val token = session.tokenFor(SourceMode.PHOTO) ?: return
+        photo?.let { classifyOnInferenceThread(it, token) }
     }
 
     /** Inference thread (CameraX's analyzer). */
     fun analyze(image: ImageProxy) {
         try {
-            guarded(Task.CLASSIFYING_FRAME, { error ->
-                session.status.showError(StatusSource.CAMERA, error.message)
-            }) {
-                if (session.mode == SourceMode.CAMERA && session.model != null) {
-                    classifyOnInferenceThread(Pictures.uprightFrame(image), live = true)
-                }
+            // Stamped before any work: a switch while this frame is classified makes it stale.
+            val token = session.tokenFor(SourceMode.CAMERA) ?: return
+            guarded(Task.CLASSIFYING_FRAME, { error -> session.fail(token, error) }) {
+                if (session.model != null) classifyOnInferenceThread(Pictures.uprightFrame(image), token)
             }
         } finally {
             image.close()
         }
     }
 
-    /** UI thread: a photo from the picker; decoded and classified on the inference thread. */
+    /** UI thread: a photo from the picker (or the saved one after the process was killed);
+     * decoded and classified on the inference thread under its own token. */
     fun classifyPhoto(uri: Uri) {
-        session.mode = SourceMode.PHOTO
-        session.status.clear(StatusSource.CAMERA)
-        clearResult()
+        val token = session.startPhoto()
+        saved.set(KEY_MODE, SourceMode.PHOTO.name)
+        saved.set(KEY_PHOTO_URI, uri)
+        photo = null  // let the previous photo go before decoding the next
+        cameraAction = CameraAction.NONE
         publish()
         inference.execute {
-            guarded(Task.READING_PHOTO, { error ->
-                session.status.showError(StatusSource.PHOTO, error.message)
-            }) {
-                photo = null  // let the previous photo go before decoding the next
+            guarded(Task.READING_PHOTO, { error -> session.fail(token, error) }) {
+                if (!session.isCurrent(token)) return@guarded
                 val bitmap = Pictures.decodePhoto(getApplication<Application>().contentResolver, uri)
-                photo = bitmap
-                session.status.clear(StatusSource.PHOTO)
+                if (!session.ifCurrent(token) { photo = bitmap }) return@guarded
                 publish()
-                guarded(Task.CLASSIFYING_PHOTO, { error ->
-                    session.status.showError(StatusSource.PHOTO, error.message)
-                }) { classifyOnInferenceThread(bitmap, live = false) }
+                guarded(Task.CLASSIFYING_PHOTO, { error -> session.fail(token, error) }) {
+                    classifyOnInferenceThread(bitmap, token)
+                }
             }
         }
     }
 
-    /** Inference thread. */
-    private fun classifyOnInferenceThread(bitmap: Bitmap, live: Boolean) {
+    /** Inference thread: classifies [bitmap] for [token]'s source; the session drops the result
+     * or the error if the user switched meanwhile. */
+    private fun classifyOnInferenceThread(bitmap: Bitmap, token: SourceToken) {
         val classifier = session.model?.classifier ?: return
-        val pixels = if (live) {
+        val pixels = if (token.source == SourceMode.CAMERA) {
             Pictures.pixelsOf(bitmap, framePixels).also { framePixels = it.argb }
         } else {
             Pictures.pixelsOf(bitmap)
         }
         when (val outcome = classifier.classify(pixels.argb, pixels.width, pixels.height)) {
-            is Outcome.Success -> {
-                val framesPerSecond = if (live) session.recordFrame(System.nanoTime()) else 0.0
-                showResult(outcome.value, live, framesPerSecond)
-                session.status.clear(if (live) StatusSource.CAMERA else StatusSource.PHOTO)
-            }
-            is Outcome.Failure -> session.status.showError(
-                if (live) StatusSource.CAMERA else StatusSource.PHOTO, outcome.error.message)
+            is Outcome.Success -> session.deliver(token, outcome.value,
+                resultSettings.select(outcome.value.top), System.nanoTime())
+            is Outcome.Failure -> session.fail(token, outcome.error)
         }
         publish()
     }
 
-    private fun showResult(result: ClassificationResult, live: Boolean, framesPerSecond: Double) {
-        topLabels = result.top.joinToString("\n") { String.format("%-20s %6.2f%%", it.label, it.score * 100) }
-        timing = if (live) {
-            string(R.string.timing_camera, result.inferenceMillis, result.preprocessMillis, framesPerSecond)
-        } else {
-            string(R.string.timing_photo, result.inferenceMillis, result.preprocessMillis)
-        }
-    }
-
-    private fun clearResult() {
-        topLabels = ""
-        timing = ""
-    }
-
-    private fun readyMessage(model: LoadedClassifier, choice: RuntimeChoice): String {
+    private fun readyMessage(model: LoadedClassifier): String {
         val metadata = model.classifier.metadata
-        val runtime = if (model.onGpu) string(R.string.gpu_runtime) else string(R.string.cpu_runtime, choice.threads)
-        val ready = string(R.string.model_ready, metadata.modelName, metadata.variant, metadata.input.width,
-            metadata.input.height, metadata.input.type.jsonName, runtime)
-        val reason = model.gpuFallbackReason ?: return ready
-        return string(R.string.gpu_fallback, reason) + "\n" + ready
+        val ready = string(R.string.model_ready, metadata.modelName, metadata.variant,
+            ModelDescription.describe(metadata), model.engine.description)
+        val reason = model.fallbackReason ?: return ready
+        return reason + "\n" + ready
     }
 
     /** Runs [block]; a recoverable Throwable becomes [onFailure]'s error, shown on screen. */
@@ -256,23 +298,51 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
 
     @Synchronized
     private fun publish() {
+        val shown = session.shownResult
+        val mode = session.mode
         state.postValue(UiState(
             status = session.status.text(),
             statusIsError = session.status.hasError,
             canRetry = session.loadFailure != null,
-            mode = session.mode,
-            photo = photo,
-            topLabels = topLabels,
-            timing = timing))
+            cameraAction = if (mode == SourceMode.CAMERA) cameraAction else CameraAction.NONE,
+            mode = mode,
+            photo = if (mode == SourceMode.PHOTO) photo else null,
+            topLabels = shown?.top?.joinToString("\n") { String.format("%-20s %6.2f%%", it.label, it.score * 100) } ?: "",
+            spokenResult = shown?.let { spoken(it) } ?: "",
+            timing = shown?.let { timing(it) } ?: ""))
     }
+
+    private fun spoken(shown: ShownResult): String =
+        if (shown.source == SourceMode.CAMERA) shown.top.joinToString(", ") { it.label }
+        else shown.top.joinToString(", ") { string(R.string.spoken_label, it.label, Math.round(it.score * 100).toInt()) }
+
+    private fun timing(shown: ShownResult): String =
+        if (shown.source == SourceMode.CAMERA) {
+            string(R.string.timing_camera, shown.inferenceMillis, shown.medianInferenceMillis,
+                shown.preprocessMillis, shown.framesPerSecond)
+        } else {
+            string(R.string.timing_photo, shown.inferenceMillis, shown.medianInferenceMillis, shown.preprocessMillis)
+        }
 
     private fun string(id: Int, vararg arguments: Any): String =
         getApplication<Application>().getString(id, *arguments)
 
     override fun onCleared() {
-        // Closed on the inference thread, where the GPU delegate was created.
+        // Closed on the inference thread, where the GPU accelerator was used.
         val model = session.close()
         inference.execute { model?.close() }
         inference.shutdown()
+    }
+
+    private companion object {
+        const val KEY_MODE = "mode"
+        const val KEY_PHOTO_URI = "photo_uri"
+        const val KEY_MODEL = "model"
+        const val KEY_THREADS = "threads"
+        const val KEY_ACCELERATOR = "accelerator"
+        const val KEY_MAX_RESULTS = "max_results"
+        const val KEY_THRESHOLD = "score_threshold"
+        const val KEY_PERMISSION_REQUESTED = "camera_permission_requested"
+        const val KEY_PERMISSION_PENDING = "camera_permission_pending"
     }
 }

@@ -1,9 +1,12 @@
 package org.regnetkeras.demo
 
 import android.Manifest
+import android.content.Intent
 import android.content.pm.PackageManager
 import android.net.Uri
 import android.os.Bundle
+import android.provider.Settings
+import android.util.TypedValue
 import android.view.OrientationEventListener
 import android.view.View
 import android.widget.AdapterView
@@ -22,85 +25,116 @@ import androidx.camera.core.Preview
 import androidx.camera.lifecycle.ProcessCameraProvider
 import androidx.camera.view.PreviewView
 import androidx.core.content.ContextCompat
-import com.google.android.material.materialswitch.MaterialSwitch
+import org.regnetkeras.core.Accelerator
+import org.regnetkeras.core.ResultSettings
 import org.regnetkeras.core.RuntimeChoice
 import org.regnetkeras.core.SourceMode
+import org.regnetkeras.core.SourceToken
 import org.regnetkeras.core.TargetRotation
 
 /**
  * Live camera classification (CameraX ImageAnalysis, newest frame only) or a picked photo, with
- * a bundled model, on the CPU (XNNPACK, chosen thread count) or the GPU delegate. Every failure
- * (metadata, model, runtime, camera, permission, photo) is shown on screen.
+ * a bundled model on LiteRT (CompiledModel on the GPU or CPU, with the chosen threads), the
+ * number of results and the score threshold the user picks. Every failure (metadata, model,
+ * runtime, camera, permission, photo) is shown on screen.
  *
- * The Activity only owns views and the camera binding; the model, the choice, the mode, the
- * photo, the result and the status lines live in [DemoViewModel], so a rotation neither reloads
- * the model nor leaves photo mode.
+ * The Activity only owns views, the camera binding and the permission dialog; the session in
+ * [DemoViewModel] decides what is shown, so a rotation neither reloads the model nor leaves
+ * photo mode, and work for a source the user has left never reaches the screen.
  */
 class MainActivity : AppCompatActivity() {
     private val viewModel: DemoViewModel by viewModels()
 
     private lateinit var modelSpinner: Spinner
+    private lateinit var acceleratorSpinner: Spinner
     private lateinit var threadsSpinner: Spinner
-    private lateinit var gpuSwitch: MaterialSwitch
+    private lateinit var resultsSpinner: Spinner
+    private lateinit var thresholdSpinner: Spinner
     private lateinit var retryButton: Button
+    private lateinit var cameraActionButton: Button
     private lateinit var statusText: TextView
     private lateinit var previewView: PreviewView
     private lateinit var photoView: ImageView
+    private lateinit var resultsPanel: View
     private lateinit var topLabelsText: TextView
     private lateinit var timingText: TextView
     private lateinit var orientationListener: OrientationEventListener
     private var statusColor = 0
+    private var errorColor = 0
 
     private var cameraProvider: ProcessCameraProvider? = null
     private var analysis: ImageAnalysis? = null
+    /** The camera session the permission dialog or the binding answers for. */
+    private var cameraToken: SourceToken? = null
+    /** The camera waits for a permission the user may grant in the system settings. */
+    private var cameraBlocked = false
 
     private val requestCameraPermission =
         registerForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
-            viewModel.cameraPermission = CameraPermission.ANSWERED
-            if (granted) startCamera() else viewModel.showCameraError(getString(R.string.camera_permission_refused))
+            viewModel.cameraPermissionPending = false
+            // After a recreation under the dialog, the answer is for the camera mode restored then.
+            val token = cameraToken ?: viewModel.session.tokenFor(SourceMode.CAMERA) ?: return@registerForActivityResult
+            cameraBlocked = !granted
+            if (granted) startCamera(token) else showCameraRefused(token)
         }
 
     private val pickPhoto =
         registerForActivityResult(ActivityResultContracts.PickVisualMedia()) { uri: Uri? ->
-            if (uri == null) viewModel.showPhotoMessage(getString(R.string.no_photo_chosen)) else enterPhotoMode(uri)
+            if (uri == null) viewModel.showNoPhotoChosen() else enterPhotoMode(uri)
         }
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         setContentView(R.layout.activity_main)
         modelSpinner = findViewById(R.id.model_spinner)
+        acceleratorSpinner = findViewById(R.id.accelerator_spinner)
         threadsSpinner = findViewById(R.id.threads_spinner)
-        gpuSwitch = findViewById(R.id.gpu_switch)
+        resultsSpinner = findViewById(R.id.results_spinner)
+        thresholdSpinner = findViewById(R.id.threshold_spinner)
         retryButton = findViewById(R.id.retry_button)
+        cameraActionButton = findViewById(R.id.camera_action_button)
         statusText = findViewById(R.id.status_text)
         previewView = findViewById(R.id.preview_view)
         photoView = findViewById(R.id.photo_view)
+        resultsPanel = findViewById(R.id.results)
         topLabelsText = findViewById(R.id.top_labels_text)
         timingText = findViewById(R.id.timing_text)
         statusColor = statusText.currentTextColor
-
-        modelSpinner.adapter = ArrayAdapter(this, android.R.layout.simple_spinner_dropdown_item,
-            viewModel.catalog.models.map { it.name })
-        threadsSpinner.adapter = ArrayAdapter(this, android.R.layout.simple_spinner_dropdown_item,
-            viewModel.threadChoices.map { it.toString() })
-
-        // The widgets show the session's choice before any listener is attached, and keep no
-        // saved state of their own (saveEnabled="false" in the layout): nothing restored after
-        // onCreate can announce a stale value, and the listener calls that do come (a spinner
-        // reports its selection on first layout) repeat the session's choice, which loads nothing.
-        val choice = viewModel.session.currentChoice ?: viewModel.defaultChoice()
-        if (viewModel.catalog.models.isNotEmpty()) modelSpinner.setSelection(choice.modelIndex, false)
-        threadsSpinner.setSelection(viewModel.threadChoices.indexOf(choice.threads).coerceAtLeast(0), false)
-        gpuSwitch.isChecked = choice.useGpu
-
-        val onSelected = object : AdapterView.OnItemSelectedListener {
-            override fun onItemSelected(parent: AdapterView<*>?, view: View?, position: Int, id: Long) =
-                viewModel.choose(widgetChoice())
-            override fun onNothingSelected(parent: AdapterView<*>?) = Unit
+        // The theme's error colour (light and dark differ; ThemeContrastTest checks both).
+        errorColor = TypedValue().let { value ->
+            theme.resolveAttribute(com.google.android.material.R.attr.colorError, value, true)
+            value.data
         }
-        modelSpinner.onItemSelectedListener = onSelected
-        threadsSpinner.onItemSelectedListener = onSelected
-        gpuSwitch.setOnCheckedChangeListener { _, _ -> viewModel.choose(widgetChoice()) }
+
+        modelSpinner.adapter = adapter(viewModel.catalog.models.map { it.name })
+        acceleratorSpinner.adapter = adapter(listOf(getString(R.string.accelerator_cpu), getString(R.string.accelerator_gpu)))
+        threadsSpinner.adapter = adapter(viewModel.threadChoices.map { it.toString() })
+        resultsSpinner.adapter = adapter(ResultSettings.MAX_RESULT_CHOICES.map { it.toString() })
+        thresholdSpinner.adapter = adapter(ResultSettings.THRESHOLD_CHOICES.map { String.format("%.1f", it) })
+
+        // The widgets show the session's (or the saved) choice before any listener is attached,
+        // and keep no saved state of their own (saveEnabled="false" in the layout): nothing
+        // restored after onCreate can announce a stale value, and the listener calls that do come
+        // (a spinner reports its selection on first layout) repeat the choice, which loads nothing.
+        val choice = viewModel.initialChoice()
+        if (viewModel.catalog.models.isNotEmpty()) modelSpinner.setSelection(choice.modelIndex, false)
+        acceleratorSpinner.setSelection(choice.accelerator.ordinal, false)
+        threadsSpinner.setSelection(viewModel.threadChoices.indexOf(choice.threads).coerceAtLeast(0), false)
+        val results = viewModel.resultSettings
+        resultsSpinner.setSelection(ResultSettings.MAX_RESULT_CHOICES.indexOf(results.maxResults).coerceAtLeast(0), false)
+        thresholdSpinner.setSelection(ResultSettings.THRESHOLD_CHOICES.indexOf(results.scoreThreshold).coerceAtLeast(0), false)
+
+        val onRuntimeSelected = onSelected { viewModel.choose(widgetChoice()) }
+        modelSpinner.onItemSelectedListener = onRuntimeSelected
+        acceleratorSpinner.onItemSelectedListener = onRuntimeSelected
+        threadsSpinner.onItemSelectedListener = onRuntimeSelected
+        val onResultsSelected = onSelected {
+            viewModel.chooseResults(ResultSettings(
+                ResultSettings.MAX_RESULT_CHOICES[resultsSpinner.selectedItemPosition.coerceAtLeast(0)],
+                ResultSettings.THRESHOLD_CHOICES[thresholdSpinner.selectedItemPosition.coerceAtLeast(0)]))
+        }
+        resultsSpinner.onItemSelectedListener = onResultsSelected
+        thresholdSpinner.onItemSelectedListener = onResultsSelected
         retryButton.setOnClickListener { viewModel.retry() }
         findViewById<Button>(R.id.camera_button).setOnClickListener { enterCameraMode() }
         findViewById<Button>(R.id.photo_button).setOnClickListener {
@@ -124,6 +158,8 @@ class MainActivity : AppCompatActivity() {
         super.onResume()
         if (orientationListener.canDetectOrientation()) orientationListener.enable()
         viewModel.onResume()
+        // Back from the system settings with the camera allowed: start it without another tap.
+        if (cameraBlocked && viewModel.session.mode == SourceMode.CAMERA && cameraAllowed()) enterCameraMode()
     }
 
     override fun onPause() {
@@ -131,48 +167,95 @@ class MainActivity : AppCompatActivity() {
         super.onPause()
     }
 
+    private fun adapter(items: List<String>) =
+        ArrayAdapter(this, android.R.layout.simple_spinner_dropdown_item, items)
+
+    private fun onSelected(action: () -> Unit) = object : AdapterView.OnItemSelectedListener {
+        override fun onItemSelected(parent: AdapterView<*>?, view: View?, position: Int, id: Long) = action()
+        override fun onNothingSelected(parent: AdapterView<*>?) = Unit
+    }
+
     private fun widgetChoice(): RuntimeChoice = RuntimeChoice(
         modelSpinner.selectedItemPosition.coerceAtLeast(0),
         viewModel.threadChoices[threadsSpinner.selectedItemPosition.coerceAtLeast(0)],
-        gpuSwitch.isChecked)
+        Accelerator.values()[acceleratorSpinner.selectedItemPosition.coerceAtLeast(0)])
 
     private fun render(state: UiState) {
         statusText.text = state.status
-        statusText.setTextColor(if (state.statusIsError) ContextCompat.getColor(this, R.color.error_text) else statusColor)
+        statusText.setTextColor(if (state.statusIsError) errorColor else statusColor)
         retryButton.visibility = if (state.canRetry) View.VISIBLE else View.GONE
+        cameraActionButton.visibility = if (state.cameraAction == CameraAction.NONE) View.GONE else View.VISIBLE
+        cameraActionButton.setText(
+            if (state.cameraAction == CameraAction.OPEN_SETTINGS) R.string.open_settings_button else R.string.allow_camera_button)
+        if (state.cameraAction == CameraAction.OPEN_SETTINGS) {
+            cameraActionButton.setOnClickListener { openAppSettings() }
+        } else {
+            cameraActionButton.setOnClickListener { requestPermission() }
+        }
         val photoMode = state.mode == SourceMode.PHOTO
         previewView.visibility = if (photoMode) View.GONE else View.VISIBLE
         photoView.visibility = if (photoMode) View.VISIBLE else View.GONE
-        photoView.setImageBitmap(if (photoMode) state.photo else null)
+        photoView.setImageBitmap(state.photo)
         topLabelsText.text = state.topLabels
         timingText.text = state.timing
+        // The panel is one live region: TalkBack reads this summary when it changes.
+        resultsPanel.contentDescription = state.spokenResult
     }
 
+    private fun cameraAllowed(): Boolean =
+        ContextCompat.checkSelfPermission(this, Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED
+
+    /** Every tap on Camera asks again where Android still lets the app ask; after a refusal for
+     * good, only the system settings can grant it, and the status line offers the way there. */
     private fun enterCameraMode() {
-        viewModel.enterCameraMode()
+        val token = viewModel.enterCameraMode()
+        cameraToken = token
+        cameraBlocked = !cameraAllowed()
         when {
-            ContextCompat.checkSelfPermission(this, Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED ->
-                startCamera()
+            cameraAllowed() -> startCamera(token)
             // The dialog is open (the Activity was recreated under it): its answer comes to the
             // launcher registered above.
-            viewModel.cameraPermission == CameraPermission.PENDING -> Unit
-            // Refused already (perhaps before a rotation): say so instead of asking again.
-            viewModel.cameraPermission == CameraPermission.ANSWERED ->
-                viewModel.showCameraError(getString(R.string.camera_permission_refused))
-            else -> {
-                viewModel.cameraPermission = CameraPermission.PENDING
-                requestCameraPermission.launch(Manifest.permission.CAMERA)
-            }
+            viewModel.cameraPermissionPending -> Unit
+            // The user refused once: say why the camera is needed, with a button that asks again.
+            shouldShowRequestPermissionRationale(Manifest.permission.CAMERA) ->
+                viewModel.showCameraError(token, getString(R.string.camera_permission_rationale), CameraAction.ASK_AGAIN)
+            // Asked before and no rationale: refused for good ("Don't ask again", or twice on API 30+).
+            viewModel.cameraPermissionRequested -> showCameraRefused(token)
+            else -> requestPermission()
         }
+    }
+
+    private fun requestPermission() {
+        viewModel.cameraPermissionRequested = true
+        viewModel.cameraPermissionPending = true
+        requestCameraPermission.launch(Manifest.permission.CAMERA)
+    }
+
+    private fun showCameraRefused(token: SourceToken) {
+        if (shouldShowRequestPermissionRationale(Manifest.permission.CAMERA)) {
+            viewModel.showCameraError(token, getString(R.string.camera_permission_rationale), CameraAction.ASK_AGAIN)
+        } else {
+            viewModel.showCameraError(token, getString(R.string.camera_permission_refused), CameraAction.OPEN_SETTINGS)
+        }
+    }
+
+    private fun openAppSettings() {
+        startActivity(Intent(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, Uri.fromParts("package", packageName, null)))
     }
 
     private fun enterPhotoMode(uri: Uri) {
         cameraProvider?.unbindAll()
         analysis = null
+        // Keeps read access to the photo after the process is killed, so that the restored
+        // photo mode can decode it again; a provider that does not offer it is not an error.
+        try {
+            contentResolver.takePersistableUriPermission(uri, Intent.FLAG_GRANT_READ_URI_PERMISSION)
+        } catch (notPersistable: SecurityException) {
+        }
         viewModel.classifyPhoto(uri)
     }
 
-    private fun startCamera() {
+    private fun startCamera(token: SourceToken) {
         val future = ProcessCameraProvider.getInstance(this)
         future.addListener({
             try {
@@ -196,9 +279,9 @@ class MainActivity : AppCompatActivity() {
                 provider.unbindAll()
                 provider.bindToLifecycle(this, camera, preview, useCase)
                 analysis = useCase
-                viewModel.showCameraWaiting()
+                viewModel.showCameraWaiting(token)
             } catch (error: Exception) {
-                viewModel.showCameraError(getString(R.string.camera_unavailable, error.message ?: error.javaClass.simpleName))
+                viewModel.showCameraError(token, getString(R.string.camera_unavailable, error.message ?: error.javaClass.simpleName))
             }
         }, ContextCompat.getMainExecutor(this))
     }

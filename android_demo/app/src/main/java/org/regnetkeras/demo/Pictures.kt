@@ -11,6 +11,8 @@ import androidx.camera.core.ImageProxy
 import androidx.exifinterface.media.ExifInterface
 import java.io.IOException
 import org.regnetkeras.core.ExifOrientation
+import org.regnetkeras.core.PhotoSampling
+import org.regnetkeras.core.PixelSize
 
 /** Turning camera frames and photos into upright ARGB pixels for the classifier. */
 object Pictures {
@@ -41,23 +43,24 @@ object Pictures {
     }
 
     /** A picked photo, upright (EXIF orientation applied), in software memory so that its
-     * pixels can be read. */
+     * pixels can be read, and at most [MAX_PHOTO_SIDE] on its longest side on every API level:
+     * the size is read first and the decoder shrinks while decoding (the core's
+     * [PhotoSampling]), so no full-size bitmap is ever allocated. */
     @Throws(IOException::class)
     fun decodePhoto(resolver: ContentResolver, uri: Uri): Bitmap {
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.P) {
-            // ImageDecoder applies the EXIF orientation itself.
+            // ImageDecoder applies the EXIF orientation itself and scales to any target size.
             return ImageDecoder.decodeBitmap(ImageDecoder.createSource(resolver, uri)) { decoder, info, _ ->
                 decoder.allocator = ImageDecoder.ALLOCATOR_SOFTWARE
-                val longest = maxOf(info.size.width, info.size.height)
-                if (longest > MAX_PHOTO_SIDE) decoder.setTargetSampleSize((longest + MAX_PHOTO_SIDE - 1) / MAX_PHOTO_SIDE)
+                val target = PhotoSampling.targetSize(PixelSize(info.size.width, info.size.height), MAX_PHOTO_SIDE)
+                decoder.setTargetSize(target.width, target.height)
             }
         }
         val bounds = BitmapFactory.Options().apply { inJustDecodeBounds = true }
         resolver.openInputStream(uri).use { BitmapFactory.decodeStream(it, null, bounds) }
-        val longest = maxOf(bounds.outWidth, bounds.outHeight)
-        if (longest <= 0) throw IOException("not an image")
+        if (bounds.outWidth <= 0 || bounds.outHeight <= 0) throw IOException("not an image")
         val options = BitmapFactory.Options().apply {
-            inSampleSize = (longest + MAX_PHOTO_SIDE - 1) / MAX_PHOTO_SIDE
+            inSampleSize = PhotoSampling.sampleSize(PixelSize(bounds.outWidth, bounds.outHeight), MAX_PHOTO_SIDE)
             inPreferredConfig = Bitmap.Config.ARGB_8888
         }
         val bitmap = resolver.openInputStream(uri).use { BitmapFactory.decodeStream(it, null, options) }
@@ -72,6 +75,9 @@ object Pictures {
         val orientation = ExifOrientation.fromTag(tag)
         if (orientation == ExifOrientation.NORMAL) return bitmap
         val matrix = Matrix().apply { setValues(orientation.matrixValues()) }
-        return Bitmap.createBitmap(bitmap, 0, 0, bitmap.width, bitmap.height, matrix, false)
+        val upright = Bitmap.createBitmap(bitmap, 0, 0, bitmap.width, bitmap.height, matrix, false)
+        // The turned copy replaces the decoded one; only one photo-sized bitmap stays alive.
+        if (upright !== bitmap) bitmap.recycle()
+        return upright
     }
 }

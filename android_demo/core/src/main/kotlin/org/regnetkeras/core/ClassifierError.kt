@@ -24,6 +24,12 @@ sealed class ClassifierError {
         override val message: String = "Image cannot be classified: $problem."
     }
 
+    /** The camera cannot deliver frames (permission refused, no camera, binding failed); [text]
+     * is the app's own wording, which names what the user can do instead. */
+    data class CameraUnavailable(val text: String) : ClassifierError() {
+        override val message: String = text
+    }
+
     /** The runtime failed to load or run the model. */
     data class InferenceFailed(val problem: String) : ClassifierError() {
         override val message: String = "Inference failed: $problem."

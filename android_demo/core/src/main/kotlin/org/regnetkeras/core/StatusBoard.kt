@@ -1,7 +1,8 @@
 package org.regnetkeras.core
 
-/** The sources of status messages: each owns one line, so one never hides another's. */
-enum class StatusSource { MODEL, CAMERA, PHOTO }
+/** The sources of status messages: each owns one line, so one never hides another's. ASSETS
+ * names bundled files that cannot be used (a model without its metadata, or the reverse). */
+enum class StatusSource { MODEL, CAMERA, PHOTO, ASSETS }
 
 /** One status line; errors are shown in the error colour and before plain messages. */
 data class StatusLine(val source: StatusSource, val text: String, val isError: Boolean)
