@@ -45,7 +45,7 @@ def test_javascript_matches_the_shared_goldens():
     result = subprocess.run(["node", "--test", "test/"], cwd=os.path.join(REPO, "web_demo"),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert re.search(r"^# pass 4$", result.stdout, re.M), result.stdout[-2000:]
+    assert re.search(r"^# pass 8$", result.stdout, re.M), result.stdout[-2000:]
     assert re.search(r"^# fail 0$", result.stdout, re.M)
 
 

@@ -30,6 +30,7 @@ import time
 from absl import app, flags
 import numpy as np
 
+from regnet_keras.training.run_file import read_run
 from tools import cli
 
 FLAGS = flags.FLAGS
@@ -78,8 +79,7 @@ def _locate(model_argument):
         raise app.UsageError(
             f"--model={model_argument!r} is not a trained run: expected {model_path} and "
             f"{run_file} (train with `python -m tools.train --model_dir DIR`).")
-    with open(run_file) as f:
-        return run_dir, model_path, json.load(f)
+    return run_dir, model_path, read_run(run_dir)
 
 
 def _qat_path(run_dir, name="qat_weights.h5"):

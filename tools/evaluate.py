@@ -11,12 +11,12 @@ run that trained it). The report (JSON) and the PNG go to --output_dir (default:
 directory).
 """
 
-import json
 import os
 
 from absl import app, flags
 
 from regnet_keras.training import data as data_lib
+from regnet_keras.training.run_file import read_run
 from tools import cli
 
 FLAGS = flags.FLAGS
@@ -42,12 +42,11 @@ def run_info_for(model_path):
     flags given."""
     info = {}
     directory = os.path.dirname(os.path.abspath(model_path))
-    for run_file in (os.path.join(directory, "run.json"),
-                     os.path.join(os.path.dirname(directory), "run.json")):
-        if os.path.exists(run_file):
-            with open(run_file) as file:
-                info = json.load(file)
+    for run_dir in (directory, os.path.dirname(directory)):
+        info = read_run(run_dir)
+        if info is not None:
             break
+    info = info or {}
     overrides = {"dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
                  "image_size": FLAGS.image_size, "eval_crop_fraction": FLAGS.eval_crop_fraction,
                  "holdout_fraction": FLAGS.holdout_fraction}

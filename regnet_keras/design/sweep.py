@@ -24,6 +24,7 @@ from regnet_keras.design import sampling as design_sampling
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, config_from_dict
 from regnet_keras.errors import InputError
 from regnet_keras.training import data as data_lib
+from regnet_keras.training import run_file
 
 POPULATION_FILE = "population.json"
 RECIPE_FILE = "recipe.json"
@@ -189,8 +190,7 @@ def member_dir(sweep_dir: str, member_id: str) -> str:
 
 
 def member_run(sweep_dir: str, member_id: str) -> dict | None:
-    path = os.path.join(member_dir(sweep_dir, member_id), "run.json")
-    return _read_json(path) if os.path.exists(path) else None
+    return run_file.read_run(member_dir(sweep_dir, member_id))
 
 
 def select(members, ids=None):

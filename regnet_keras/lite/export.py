@@ -37,6 +37,11 @@ import numpy as np
 from regnet_keras import keras_backend, layer_names
 from regnet_keras.errors import InputError
 from regnet_keras.lite import dynamic_range, image_preprocessing
+# Opening files from users lives in tflite_files; its names stay importable from here.
+from regnet_keras.lite.tflite_files import (  # noqa: F401
+    CHILD_CHECK_TIMEOUT_S, IO_TYPES, MAX_ACTIVATION_BYTES, MAX_TFLITE_BYTES, TFLiteFileError,
+    _first_line, _read_bounded, check_classifier, check_in_child_process, check_metadata_matches,
+    interpreter, quantization_of, read_tflite)
 from regnet_keras.preprocessing import (MODES, pixel_statistics, with_depthwise_preprocessing,
                                         with_scale_folded_into_stem, without_normalization)
 from regnet_keras.tf_speedups import grouped_conv
@@ -46,7 +51,6 @@ VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_per_tensor", "qat")
 INTEGER_VARIANTS = ("int8", "int8_per_tensor", "qat")
 # Variants calibrated here on representative images.
 CALIBRATED_VARIANTS = ("int8", "int8_per_tensor")
-IO_TYPES = ("float32", "uint8", "int8")
 # Where a float file's input normalisation happens: in the graph, or in the app (see above).
 NORMALIZATIONS = ("model", "app")
 METADATA_FORMAT = "regnet_keras.tflite_metadata"
@@ -60,10 +64,6 @@ SUPPORTED_LAYERS = {"InputLayer", "Rescaling", "ZeroPadding2D", "Conv2D", "Batch
 
 class ConversionError(InputError, ValueError):
     """A model or request the converter cannot turn into a builtin-only TFLite file."""
-
-
-class TFLiteFileError(InputError, ValueError):
-    """Bytes that the LiteRT runtime cannot load as a model."""
 
 
 def check_convertible(model) -> None:
@@ -225,22 +225,6 @@ def convert(model, variant: str, representative_images=None, input_type: str = "
     return content
 
 
-def interpreter(model_content: bytes, num_threads: int = 2, xnnpack: bool = True):
-    """A LiteRT interpreter; with XNNPACK (what phones' CPUs run) unless told otherwise."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    resolver = (OpResolverType.AUTO if xnnpack
-                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    try:
-        runtime = Interpreter(model_content=model_content, num_threads=num_threads,
-                              experimental_op_resolver_type=resolver)
-    except ValueError as error:  # LiteRT's only word for a bad buffer
-        raise TFLiteFileError(f"not a valid TFLite model ({error}): the file is truncated or "
-                              "not a .tflite; convert it again with python -m tools.convert.") \
-            from None
-    runtime.allocate_tensors()
-    return runtime
-
-
 def op_counts(model_content: bytes) -> collections.Counter:
     """The file's ops, as written (no delegate has replaced any)."""
     runtime = interpreter(model_content, xnnpack=False)
@@ -321,13 +305,6 @@ def check_converted(model, model_content: bytes, variant: str) -> None:
                                   f"{', '.join(sorted(set(left)))}.")
 
 
-def _quantization(details) -> dict | None:
-    scale, zero_point = details["quantization"]
-    if details["dtype"] == np.float32 or scale == 0:
-        return None
-    return {"scale": float(scale), "zero_point": int(zero_point)}
-
-
 def metadata(model_content: bytes, *, model_name: str, variant: str, labels, preprocessing,
              crop_fraction: float, output_activation: str, app_normalization=None,
              weights_origin: dict | None = None) -> dict:
@@ -366,7 +343,7 @@ def metadata(model_content: bytes, *, model_name: str, variant: str, labels, pre
             "layout": "NHWC",
             "color_order": "RGB",
             "dtype": np.dtype(inputs["dtype"]).name,
-            "quantization": _quantization(inputs),
+            "quantization": quantization_of(inputs),
             "pixel_range": [0, 255],
             "mean": mean,
             "std": std,
@@ -375,7 +352,7 @@ def metadata(model_content: bytes, *, model_name: str, variant: str, labels, pre
         },
         "output": {
             "dtype": np.dtype(outputs["dtype"]).name,
-            "quantization": _quantization(outputs),
+            "quantization": quantization_of(outputs),
             "activation": output_activation,
         },
     }
@@ -400,14 +377,19 @@ def write(model_content: bytes, metadata_record: dict, path: str) -> tuple[str, 
 
 def read_metadata(tflite_path: str) -> dict | None:
     """The sidecar metadata written beside a .tflite file, or None when there is none; metadata
-    an app would refuse raises image_preprocessing.MetadataError."""
+    an app would refuse raises image_preprocessing.MetadataError naming the file."""
     base = tflite_path[:-len(".tflite")] if tflite_path.endswith(".tflite") else tflite_path
-    if not os.path.isfile(base + ".json"):
+    path = base + ".json"
+    if not os.path.lexists(path):
         return None
-    with open(base + ".json") as file:
-        record = json.load(file)
-    image_preprocessing.check_metadata(record)  # the app's own rules, field named on failure
-    return record
+    data = _read_bounded(path, image_preprocessing.MAX_METADATA_BYTES,
+                         lambda message: image_preprocessing.MetadataError("(file)", message),
+                         "metadata file")
+    try:
+        return image_preprocessing.parse_metadata(data)  # the app's own rules
+    except image_preprocessing.MetadataError as error:
+        raise image_preprocessing.MetadataError(error.field, f"{error.problem} (in {path})") \
+            from None
 
 
 MODEL_INDEX = "models.json"
@@ -450,7 +432,7 @@ def prepare_input(images, input_details, normalization=None) -> np.ndarray:
     if normalization is not None:
         mean, std = (np.asarray(values, np.float64) for values in normalization)
         images = ((images - mean) / std).astype(np.float32)
-    quantization = _quantization(input_details)
+    quantization = quantization_of(input_details)
     if quantization is None:
         return images
     info = np.iinfo(input_details["dtype"])
@@ -467,9 +449,13 @@ def run(model_content_or_runtime, images, normalization=None) -> np.ndarray:
     results = []
     for image in np.asarray(images, dtype=np.float32):
         runtime.set_tensor(inputs["index"], prepare_input(image[None], inputs, normalization))
-        runtime.invoke()
+        try:
+            runtime.invoke()
+        except RuntimeError as error:  # a kernel that refuses the file's parameters when it runs
+            raise TFLiteFileError(f"the model failed to run ({_first_line(error)}); convert it "
+                                  "again with python -m tools.convert.") from None
         value = runtime.get_tensor(outputs["index"]).astype(np.float32)
-        quantization = _quantization(outputs)
+        quantization = quantization_of(outputs)
         if quantization is not None:
             value = (value - quantization["zero_point"]) * quantization["scale"]
         results.append(value[0])

@@ -24,6 +24,7 @@ subtracted, float64), top-k by descending score with the lower class index first
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -35,6 +36,21 @@ METADATA_VERSION = 1
 TENSOR_TYPES = ("float32", "uint8", "int8")
 ACTIVATIONS = ("softmax", "none")
 INTEGER_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
+# Bounds that keep a crafted file's cost in proportion to a real one's (the Kotlin core and the
+# web page apply the same): ImageNet-21k's metadata is about 1 MB with 21,843 labels.
+MAX_METADATA_BYTES = 4 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+MAX_LABELS = 100_000
+MAX_LABEL_CHARACTERS = 256
+MAX_INPUT_SIDE = 4096
+# Normalisation and quantization parameters are bounded so that every value computed from them
+# is finite: (pixel - mean) / std within float32, value / scale and (q - zero_point) * scale
+# within float64. Scales are float32's positive normal numbers, as the .tflite stores them.
+MAX_ABS_MEAN = 1e6
+STD_RANGE = (1e-6, 1e6)
+SCALE_RANGE = (1.1754943508222875e-38, 3.4028234663852886e38)
+# Values quoted in messages are cut here, so that every message stays one short line.
+QUOTED_CHARACTERS = 60
 
 
 class MetadataError(InputError, ValueError):
@@ -46,21 +62,90 @@ class MetadataError(InputError, ValueError):
         self.problem = problem
 
 
+def _quoted(value) -> str:
+    """repr() of a value from the file, shortened: messages stay one short line."""
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARACTERS else text[:QUOTED_CHARACTERS] + "..."
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _object_without_duplicates(pairs):
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise ValueError(f"duplicate key {_quoted(key)}")
+        record[key] = value
+    return record
+
+
+def _depth(value) -> int:
+    """Nesting depth of a parsed JSON value (a scalar: 0), walked without recursion."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        value, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return deepest
+
+
+def parse_metadata(data: bytes) -> dict:
+    """A metadata file's bytes -> the checked record; MetadataError for anything an app refuses.
+
+    Strict RFC 8259 JSON, as the Kotlin core reads it: UTF-8, no NaN or Infinity, no duplicate
+    key, nesting and size bounded.
+    """
+    if len(data) > MAX_METADATA_BYTES:
+        raise MetadataError("(file)", f"is {len(data)} bytes, more than metadata ever needs "
+                            f"({MAX_METADATA_BYTES}); write it again with python -m tools.convert")
+    try:
+        text = data.decode("utf-8")
+        record = json.loads(text, parse_constant=_refuse_constant,
+                            object_pairs_hook=_object_without_duplicates)
+    except UnicodeDecodeError as error:
+        raise MetadataError("(file)", f"is not UTF-8 text (byte {error.start}); write it again "
+                            "with python -m tools.convert") from None
+    except (ValueError, RecursionError) as error:
+        # ValueError: JSONDecodeError, the rules above, integers beyond int's digit limit.
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise MetadataError("(file)", f"is not valid JSON ({problem[:200]}); write it again "
+                            "with python -m tools.convert") from None
+    if _depth(record) > MAX_JSON_DEPTH:
+        raise MetadataError("(file)", f"nests deeper than {MAX_JSON_DEPTH} levels")
+    check_metadata(record)
+    return record
+
+
 def _require(record: dict, key: str, field: str):
     if not isinstance(record, dict) or key not in record:
         raise MetadataError(field, "is missing")
     return record[key]
 
 
+def _finite(value) -> bool:
+    """A JSON number a float64 holds (Python's json reads integers of up to 4300 digits)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _number(value, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise MetadataError(field, f"must be a finite number, not {value!r}")
+    if not _finite(value):
+        raise MetadataError(field, f"must be a finite number, not {_quoted(value)}")
     return float(value)
 
 
 def _integer(value, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise MetadataError(field, f"must be an integer, not {value!r}")
+    if not _finite(value) or value != int(value):
+        raise MetadataError(field, f"must be an integer, not {_quoted(value)}")
     return int(value)
 
 
@@ -77,19 +162,23 @@ def _quantization(spec: dict, prefix: str, dtype: str):
                     f"{prefix}.quantization.scale")
     if scale <= 0:
         raise MetadataError(f"{prefix}.quantization.scale", f"must be positive, not {scale!r}")
+    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+        raise MetadataError(f"{prefix}.quantization.scale", f"{scale!r} is not a normal float32 "
+                            f"number (from {SCALE_RANGE[0]:.8g} to {SCALE_RANGE[1]:.8g})")
     zero_point = _integer(_require(quantization, "zero_point",
                                    f"{prefix}.quantization.zero_point"),
                           f"{prefix}.quantization.zero_point")
     low, high = INTEGER_RANGES[dtype]
     if not low <= zero_point <= high:
         raise MetadataError(f"{prefix}.quantization.zero_point",
-                            f"{zero_point} is outside the {dtype} range [{low}, {high}]")
+                            f"{_quoted(zero_point)} is outside the {dtype} range [{low}, "
+                            f"{high}]")
     return {"scale": scale, "zero_point": zero_point}
 
 
 def _choice(value, choices, field: str) -> str:
     if value not in choices:
-        raise MetadataError(field, f"is {value!r}; this reader knows {', '.join(choices)}")
+        raise MetadataError(field, f"is {_quoted(value)}; this reader knows {', '.join(choices)}")
     return value
 
 
@@ -98,7 +187,7 @@ def check_metadata(metadata: dict) -> None:
     if not isinstance(metadata, dict):
         raise MetadataError("(root)", "must be a JSON object")
     if _require(metadata, "format", "format") != METADATA_FORMAT:
-        raise MetadataError("format", f"is {metadata['format']!r}, not {METADATA_FORMAT!r}")
+        raise MetadataError("format", f"is {_quoted(metadata['format'])}, not {METADATA_FORMAT!r}")
     version = _integer(_require(metadata, "format_version", "format_version"), "format_version")
     if version > METADATA_VERSION:
         raise MetadataError("format_version", f"{version} is newer than this reader "
@@ -111,29 +200,46 @@ def check_metadata(metadata: dict) -> None:
     labels = _require(metadata, "labels", "labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(l, str) for l in labels):
         raise MetadataError("labels", "must be a non-empty list of strings")
+    if len(labels) > MAX_LABELS:
+        raise MetadataError("labels", f"has {len(labels)} entries; a reader takes at most "
+                            f"{MAX_LABELS}")
+    longest = max(range(len(labels)), key=lambda i: len(labels[i]))
+    if len(labels[longest]) > MAX_LABEL_CHARACTERS:
+        raise MetadataError("labels", f"entry {longest} has {len(labels[longest])} characters; a "
+                            f"reader takes at most {MAX_LABEL_CHARACTERS}")
     spec = _require(metadata, "input", "input")
     shape = _require(spec, "shape", "input.shape")
     if (not isinstance(shape, list) or len(shape) != 4
             or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape)
             or shape[0] != 1 or shape[3] != 3):
-        raise MetadataError("input.shape", f"is {shape!r}; expected [1, height, width, 3]")
+        raise MetadataError("input.shape", f"is {_quoted(shape)}; expected [1, height, width, 3]")
+    if max(shape[1:3]) > MAX_INPUT_SIDE:
+        raise MetadataError("input.shape", f"is {_quoted(shape)}; a reader takes height and "
+                            f"width up to {MAX_INPUT_SIDE}")
     if _require(spec, "layout", "input.layout") != "NHWC":
-        raise MetadataError("input.layout", f"is {spec['layout']!r}; only NHWC is supported")
+        raise MetadataError("input.layout", f"is {_quoted(spec['layout'])}; only NHWC is "
+                            "supported")
     if _require(spec, "color_order", "input.color_order") != "RGB":
         raise MetadataError("input.color_order",
-                            f"is {spec['color_order']!r}; only RGB is supported")
+                            f"is {_quoted(spec['color_order'])}; only RGB is supported")
     dtype = _choice(_require(spec, "dtype", "input.dtype"), TENSOR_TYPES, "input.dtype")
     _quantization(spec, "input", dtype)
     if _require(spec, "pixel_range", "input.pixel_range") != [0, 255]:
-        raise MetadataError("input.pixel_range", f"is {spec['pixel_range']!r}; apps feed 0-255 "
-                            "pixels, so only [0, 255] is supported")
+        raise MetadataError("input.pixel_range", f"is {_quoted(spec['pixel_range'])}; apps feed "
+                            "0-255 pixels, so only [0, 255] is supported")
     for key in ("mean", "std"):
         values = _require(spec, key, f"input.{key}")
         if not isinstance(values, list) or len(values) != 3:
             raise MetadataError(f"input.{key}", "must hold 3 numbers (R, G, B)")
         numbers = [_number(v, f"input.{key}") for v in values]
+        if key == "mean" and max(abs(n) for n in numbers) > MAX_ABS_MEAN:
+            raise MetadataError("input.mean", f"is {values!r}; means of 0-255 pixels lie within "
+                                f"+-{MAX_ABS_MEAN:g}")
         if key == "std" and min(numbers) <= 0:
             raise MetadataError("input.std", f"must be positive, not {values!r}")
+        if key == "std" and not all(STD_RANGE[0] <= n <= STD_RANGE[1] for n in numbers):
+            raise MetadataError("input.std", f"is {values!r}; it must lie from {STD_RANGE[0]:g} "
+                                f"to {STD_RANGE[1]:g}")
     resize = _require(spec, "resize", "input.resize")
     crop = _number(_require(resize, "crop_fraction", "input.resize.crop_fraction"),
                    "input.resize.crop_fraction")

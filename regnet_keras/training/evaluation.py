@@ -12,6 +12,7 @@ import numpy as np
 
 from regnet_keras.errors import InputError
 from regnet_keras.training import data as data_lib
+from regnet_keras.training import run_file
 
 REPORT_FILE = "report.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -106,12 +107,20 @@ def _load_predictor(model_path: str):
     metadata beside it (none without metadata: the file then takes 0-255 pixels)."""
     if model_path.endswith(".tflite"):
         from regnet_keras.lite import export
-        normalization = export.normalization_of(export.read_metadata(model_path))
-        with open(model_path, "rb") as file:
-            try:
-                runtime = export.interpreter(file.read())
-            except export.TFLiteFileError as error:
-                raise export.TFLiteFileError(f"{model_path}: {error}") from None
+        record = export.read_metadata(model_path)
+        try:
+            content = export.read_tflite(model_path)
+            export.check_in_child_process(content)
+            runtime = export.interpreter(content)
+            export.check_classifier(runtime)
+        except export.TFLiteFileError as error:
+            message = str(error)
+            raise export.TFLiteFileError(
+                message if message.startswith(model_path) else f"{model_path}: {message}") \
+                from None
+        if record is not None:
+            export.check_metadata_matches(record, runtime)
+        normalization = export.normalization_of(record)
         shape = runtime.get_input_details()[0]["shape"]
         outputs = int(runtime.get_output_details()[0]["shape"][-1])
         return ((lambda images: export.run(runtime, np.asarray(images), normalization)),
@@ -186,6 +195,8 @@ def evaluate_model(model_path: str, run_info: dict, output_dir: str,
 
 def evaluate_run(model_dir: str, which: str = "final.keras") -> dict:
     """Evaluates a finished run's model with the data settings of its run.json."""
-    with open(os.path.join(model_dir, "run.json")) as file:
-        run_info = json.load(file)
+    run_info = run_file.read_run(model_dir)
+    if run_info is None:
+        raise run_file.RunDirectoryError(f"{model_dir} has no {run_file.RUN_FILE}: pass a "
+                                         "tools.train run directory.")
     return evaluate_model(os.path.join(model_dir, which), run_info, model_dir)

@@ -37,14 +37,15 @@ import time
 import numpy as np
 
 from regnet_keras import keras_backend
-from regnet_keras.errors import InputError
 from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
 from regnet_keras.training import pretrained as pretrained_lib
 from regnet_keras.training import run_lock
+# run.json is read and refused in run_file; its names stay importable from here.
+from regnet_keras.training.run_file import (  # noqa: F401
+    MAX_RUN_FILE_BYTES, RUN_FILE, RunDirectoryError, read_run)
 from regnet_keras.training import schedule as schedule_lib
 
-RUN_FILE = "run.json"
 BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
 HISTORY_FILE = "history.csv"
@@ -57,10 +58,6 @@ IDENTITY_KEYS = ("model", "dataset", "data_dir", "image_size", "num_classes", "c
 # What runs written before fine-tuning existed mean by the keys they lack.
 IDENTITY_DEFAULTS = {"weights": None, "freeze_epochs": 0.0, "freeze_bn": False}
 CLASS_WEIGHTINGS = ("balanced",)
-
-
-class RunDirectoryError(InputError, ValueError):
-    """The model directory holds another run; nothing was written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,14 +172,6 @@ def _save_model_atomically(model, path):
     temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp.keras")
     model.save(temporary)
     os.replace(temporary, path)
-
-
-def read_run(model_dir) -> dict | None:
-    path = os.path.join(model_dir, RUN_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as file:
-        return json.load(file)
 
 
 def run_identity(config: TrainConfig, source: data_lib.Source, pretrained=None) -> dict:

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import time
 
@@ -27,22 +28,46 @@ class RunDirectoryInUseError(InputError, RuntimeError):
     """Another live process holds the run directory."""
 
 
+# The holder's record is one short JSON line; what lies beyond is not read.
+MAX_HOLDER_BYTES = 4096
+
+
 def _holder_description(path) -> str:
     try:
-        with open(path) as file:
-            holder = json.load(file)
-        return (f"pid {holder['pid']} on {holder['host']}, started "
-                f"{holder.get('started', '?')}: {holder['command']}")
-    except (OSError, ValueError, KeyError):
+        with _open_lock_file(path, os.O_RDONLY) as file:
+            holder = json.loads(file.read(MAX_HOLDER_BYTES).decode("utf-8"))
+        description = (f"pid {holder['pid']} on {holder['host']}, started "
+                       f"{holder.get('started', '?')}: {holder['command']}")
+        return description if len(description) <= 300 else description[:297] + "..."
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            RunDirectoryInUseError):
         return "a process whose identity is not written yet"
+
+
+def _open_lock_file(path, flags):
+    """The lock file, opened without following a symbolic link and refused unless it is a
+    regular file: a run directory from elsewhere could make `.lock` a link to a file that
+    truncating would destroy, or a FIFO that blocks on open."""
+    try:
+        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise RunDirectoryInUseError(
+            f"{path} cannot be opened as a lock file ({error.strerror}); it must be a regular "
+            "file, not a link or a directory. Remove it, or pass another --model_dir.") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise RunDirectoryInUseError(f"{path} is not a regular file; remove it, or pass another "
+                                     "--model_dir.")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb" if flags == os.O_RDONLY else "r+b")
 
 
 def check_free(model_dir: str) -> None:
     """Raises RunDirectoryInUseError if a live process holds `model_dir`; writes nothing."""
     path = os.path.join(model_dir, LOCK_FILE)
-    if not os.path.isfile(path) or os.path.realpath(path) in _held:
+    if not os.path.lexists(path) or os.path.realpath(path) in _held:
         return
-    with open(path) as probe:
+    with _open_lock_file(path, os.O_RDONLY) as probe:
         try:
             fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -64,7 +89,7 @@ def acquire(model_dir: str) -> None:
     if key in _held:
         _held[key][1] += 1
         return
-    file = open(path, "a+")
+    file = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -72,9 +97,9 @@ def acquire(model_dir: str) -> None:
         raise RunDirectoryInUseError(_refusal(model_dir, path)) from None
     file.seek(0)
     file.truncate()
-    json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-               "command": " ".join(sys.argv),
-               "started": time.strftime("%Y-%m-%d %H:%M:%S")}, file)
+    file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "command": " ".join(sys.argv),
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode("utf-8"))
     file.flush()
     _held[key] = [file, 1]
 

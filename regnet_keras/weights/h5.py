@@ -9,6 +9,7 @@ preprocessing and classes with the weights, and are written atomically.
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
 import os
 import re
@@ -20,7 +21,9 @@ import numpy as np
 from regnet_keras import layer_names as names
 from regnet_keras.design_space import AnyNetConfig, config_from_dict
 from regnet_keras.errors import InputError
-from regnet_keras.keras_backend import get_keras
+from regnet_keras.hdf5_files import DatasetReader, check_global_heaps
+from regnet_keras.weights import download
+from regnet_keras.weights.registry import max_file_bytes
 
 FORMAT_ATTRIBUTE = "regnet_keras_weights_format"
 FORMAT_VERSION = 1
@@ -217,41 +220,62 @@ def save_weights(model, path: str) -> None:
 
 
 def open_weights_file(path: str) -> WeightsFile:
-    """Reads a regnet_keras or keras.applications weights file completely into memory."""
+    """Reads a regnet_keras or keras.applications weights file completely into memory.
+
+    The file is treated as crafted: only hard links inside it are followed (an external link, a
+    virtual dataset or external raw storage would read other files), every dataset must be
+    numeric and stored in full in the file (no compressed or unwritten data that would inflate
+    beyond it), and all datasets together hold at most the file's size.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsFileError(
             f"weights={path!r} is neither None, 'imagenet' nor an existing file.")
     try:
+        check_global_heaps(path, WeightsFileError)
         with h5py.File(path, "r") as f:
+            reader = DatasetReader(path, os.path.getsize(path), WeightsFileError)
             if FORMAT_ATTRIBUTE in f.attrs:
-                return _read_own_file(path, f)
-            group = f["model_weights"] if "model_weights" in f else f
+                return _read_own_file(path, f, reader)
+            group = reader.group(f, "model_weights") if "model_weights" in f else f
             if "layer_names" in group.attrs:
-                return _read_keras_applications_file(path, group)
-    except (OSError, KeyError) as error:
+                return _read_keras_applications_file(path, group, reader)
+    except WeightsFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError,
+            RuntimeError) as error:
+        problem = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise WeightsFileError(
-            f"{path} could not be read as HDF5 weights ({error}); the file is truncated or "
-            "corrupt. Delete it and download or save it again.") from error
+            f"{path} could not be read as HDF5 weights ({problem}); the file is truncated or "
+            "corrupt, or not a weights file. Delete it and download or save it again.") from error
     raise WeightsFileError(
         f"{path} is not a weights file regnet_keras knows: expected one written by "
         "regnet_keras.save_weights or a keras.applications RegNet .h5 file.")
 
 
-def _read_own_file(path, f) -> WeightsFile:
-    version = int(f.attrs[FORMAT_ATTRIBUTE])
+def _read_own_file(path, f, reader: DatasetReader) -> WeightsFile:
+    version = int(reader.attribute(f, FORMAT_ATTRIBUTE))
     if version > FORMAT_VERSION:
         raise WeightsFileError(f"{path} uses weights format {version}; this regnet_keras reads "
                                f"up to {FORMAT_VERSION}. Upgrade regnet_keras.")
-    tensors = {layer: {weight: np.asarray(dataset[()]) for weight, dataset in group.items()}
-               for layer, group in f.items()}
-    classes = int(f.attrs["classes"]) or None
+    tensors = {layer: {weight: reader.array(group, weight) for weight in group.keys()}
+               for layer, group in reader.groups(f)}
+    classes = int(reader.attribute(f, "classes"))
+    if classes < 0:
+        raise WeightsFileError(f"{path} says it has {classes} classes; the file is corrupt.")
+    origin = json.loads(_decode(reader.attribute(f, "weights_origin", "")) or "null")
+    if origin is not None:
+        from regnet_keras.weights.origin import WeightsOrigin
+        WeightsOrigin.from_dict(origin)  # refuses a record of another shape now, not at use
     return WeightsFile(path=path, source="regnet_keras", tensors=tensors,
-                       padding=str(f.attrs["padding"]),
-                       preprocessing=str(f.attrs["preprocessing"]) or None, classes=classes,
-                       config=config_from_dict(json.loads(f.attrs["design"])),
-                       classifier_activation=str(f.attrs.get("classifier_activation", "")) or None,
-                       origin=json.loads(str(f.attrs.get("weights_origin", "")) or "null"))
+                       padding=_decode(reader.attribute(f, "padding")),
+                       preprocessing=_decode(reader.attribute(f, "preprocessing")) or None,
+                       classes=classes or None,
+                       config=config_from_dict(json.loads(_decode(reader.attribute(f, "design")))),
+                       classifier_activation=_decode(reader.attribute(f, "classifier_activation",
+                                                                      ""))
+                       or None,
+                       origin=origin)
 
 
 def _decode(value) -> str:
@@ -274,18 +298,19 @@ def keras_applications_layer_name(name: str) -> str | None:
     return None
 
 
-def _read_keras_applications_file(path, group) -> WeightsFile:
+def _read_keras_applications_file(path, group, reader: DatasetReader) -> WeightsFile:
     tensors = {}
-    for layer_name in (_decode(n) for n in group.attrs["layer_names"]):
-        weight_names = [_decode(n) for n in group[layer_name].attrs.get("weight_names", [])]
+    for layer_name in (_decode(n) for n in reader.attribute(group, "layer_names")):
+        layer_group = reader.group(group, layer_name)
+        weight_names = [_decode(n) for n in reader.attribute(layer_group, "weight_names", [])]
         if not weight_names:
             continue
         ours = keras_applications_layer_name(layer_name)
         if ours is None:
             raise WeightsFileError(f"{path}: layer {layer_name!r} is not part of a "
                                    "keras.applications RegNet; is this a RegNet weights file?")
-        tensors[ours] = {weight.split("/")[-1].split(":")[0]:
-                         np.asarray(group[layer_name][weight][()]) for weight in weight_names}
+        tensors[ours] = {weight.split("/")[-1].split(":")[0]: reader.array(layer_group, weight)
+                         for weight in weight_names}
     if names.STEM_CONV not in tensors:
         raise WeightsFileError(f"{path} has no RegNet stem; is this a RegNet weights file?")
     logits = tensors.get(names.LOGITS)
@@ -304,7 +329,8 @@ def imagenet_weights_url(zoo_name: str, include_top: bool) -> str:
 def fetch_imagenet_weights(zoo_name: str, include_top: bool, cache_dir: str | None = None) -> str:
     """Path of the cached keras.applications ImageNet file, downloading it the first time.
 
-    The download is verified against its published SHA-256 before use.
+    The download is bounded in size (registry.max_file_bytes) and verified against its
+    published SHA-256 before it enters the cache and on every later use.
     """
     if zoo_name not in KERAS_APPLICATIONS_SHA256:
         raise ValueError(f"no ImageNet weights are published for {zoo_name!r}; models with "
@@ -313,10 +339,17 @@ def fetch_imagenet_weights(zoo_name: str, include_top: bool, cache_dir: str | No
     sha256 = KERAS_APPLICATIONS_SHA256[zoo_name][0 if include_top else 1]
     file_name = url.rsplit("/", 1)[-1]
     cache_dir = cache_dir or os.environ.get(CACHE_DIR_ENVIRONMENT)
+
+    def check(path, digest):
+        return None if digest == sha256 else (
+            f"the file's SHA-256 hash {digest[:16]}... is not the published {sha256[:16]}...")
+
     try:
-        return get_keras().utils.get_file(file_name, url, file_hash=sha256, hash_algorithm="sha256",
-                                          cache_subdir="models", cache_dir=cache_dir)
-    except Exception as error:  # get_file raises bare Exceptions for network errors.
+        return download.fetch(url, download.cache_path(file_name, cache_dir),
+                              max_file_bytes(zoo_name), check)
+    except download.DownloadRefusedError as error:
+        raise WeightsDownloadError(f"ImageNet weights for {zoo_name}: {error}") from error
+    except (OSError, http.client.HTTPException) as error:
         raise WeightsDownloadError(
             f"could not fetch ImageNet weights for {zoo_name} from {url}: {error}\n"
             f"If this machine is offline, download that file elsewhere, copy it here and pass "

@@ -8,8 +8,9 @@ that top-1 was measured with. Sources: torchvision/models/regnet.py (torchvision
 pycls' MODEL_ZOO.md and pycls/models/model_zoo.py, timm's regnet.py `default_cfgs` and
 results/results-imagenet.csv (timm 1.0).
 
-Files are fetched once with keras.utils.get_file into Keras' cache (REGNET_KERAS_CACHE_DIR
-overrides it); REGNET_KERAS_PYTORCH_WEIGHTS_URL replaces every URL's directory with a mirror.
+Files are fetched once into Keras' cache (REGNET_KERAS_CACHE_DIR overrides it), bounded in size
+and checked before use (weights.download); REGNET_KERAS_PYTORCH_WEIGHTS_URL replaces every URL's
+directory with a mirror.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class NamedWeights:
     # False where the publisher's architecture is not our zoo model of that name (torchvision's
     # group-width variants); regnet_keras.from_pytorch builds those.
     matches_zoo: bool = True
+    # The same weights in timm's copy on the Hugging Face Hub (config.json + model.safetensors),
+    # which regnet_keras.from_preset and tools.train --weights take; None where timm has none.
+    hub_handle: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -166,14 +170,33 @@ def _build() -> dict:
     return {(entry.model, entry.tag): entry for entry in entries}
 
 
+def _timm_hub_name(entry: NamedWeights) -> str | None:
+    """timm's name (arch.tag) of its Hub copy of `entry`: timm's own weights, every pycls file
+    (stem flipped to RGB) and torchvision's V2 files (its group-width variants are `_tv`)."""
+    arch = entry.model[:7].lower() + "_" + entry.model[7:]  # RegNetX002 -> regnetx_002
+    if entry.layout == "timm":
+        return entry.source_name
+    if entry.tag == "pycls":
+        return f"{arch}.pycls_in1k"
+    if entry.tag == "torchvision_v2":
+        return f"{arch}{'' if entry.matches_zoo else '_tv'}.tv2_in1k"
+    return None
+
+
+def _with_hub_handles(entries: dict) -> dict:
+    return {key: dataclasses.replace(entry, hub_handle=(
+        f"hf://timm/{_timm_hub_name(entry)}" if _timm_hub_name(entry) else None))
+        for key, entry in entries.items()}
+
+
 # {(zoo name, tag): NamedWeights}
-NAMED_WEIGHTS = _build()
+NAMED_WEIGHTS = _with_hub_handles(_build())
 
 
 def list_weights(name: str | None = None) -> list[dict]:
     """The named weights of zoo model `name` (case-insensitive), or of every model: one dict per
     entry with model, tag, layout, source_name, url, hash_kind, hash, license, top1, resize,
-    crop, interpolation and matches_zoo."""
+    crop, interpolation, matches_zoo and hub_handle."""
     if name is not None:
         from regnet_keras.zoo import get_entry
         name = get_entry(name).name
@@ -194,12 +217,23 @@ def weights_url(entry: NamedWeights) -> str:
     return f"{mirror.rstrip('/')}/{entry.file_name}" if mirror else entry.url
 
 
+def max_file_bytes(model: str) -> int:
+    """The largest file any publisher's weights of zoo model `model` can be: a state dict holds
+    each parameter and batch-norm statistic as float32 and a pycls checkpoint adds the
+    optimizer's momentum of each, so three times the parameters' float32 size, plus 16 MiB of
+    container overhead, bounds them all. A download beyond it is abandoned."""
+    from regnet_keras.complexity import complexity
+    return 3 * 4 * complexity(model).params + (16 << 20)
+
+
 def fetch_weights(model: str, tag: str, cache_dir: str | None = None) -> str:
-    """Path of the cached file of named weights `tag` of zoo model `model`, downloaded (and its
-    checksum verified, where the publisher gives one) the first time."""
-    from regnet_keras.keras_backend import get_keras
-    from regnet_keras.weights.h5 import WeightsDownloadError
-    from regnet_keras.weights.state_dict_files import sha256_of
+    """Path of the cached file of named weights `tag` of zoo model `model`, downloaded the first
+    time; its size is bounded (max_file_bytes) while it streams and its checksum, where the
+    publisher gives one, is verified before it enters the cache and on every later use."""
+    import http.client
+
+    from regnet_keras.weights import download
+    from regnet_keras.weights.h5 import WeightsDownloadError  # h5 imports this module
     from regnet_keras.zoo import get_entry
     model = get_entry(model).name
     entry = find(model, tag)
@@ -209,24 +243,25 @@ def fetch_weights(model: str, tag: str, cache_dir: str | None = None) -> str:
                          f"({model!r})).")
     url = weights_url(entry)
     cache_dir = cache_dir or os.environ.get(CACHE_DIR_ENVIRONMENT)
-    full_hash = entry.hash if entry.hash_kind == "sha256" else None
+
+    def check(path, sha256):
+        if entry.hash_kind == "sha256" and sha256 != entry.hash:
+            return f"the file's SHA-256 {sha256[:16]}... is not the published {entry.hash[:16]}..."
+        if entry.hash_kind == "sha256_prefix" and not sha256.startswith(entry.hash):
+            return (f"the file's SHA-256 {sha256[:16]}... does not start with the published "
+                    f"hash prefix {entry.hash}")
+        return None
+
     try:
-        path = get_keras().utils.get_file(entry.file_name, url, file_hash=full_hash,
-                                          hash_algorithm="sha256", cache_subdir="models",
-                                          cache_dir=cache_dir)
-    except Exception as error:  # get_file raises bare Exceptions for network errors.
+        return download.fetch(url, download.cache_path(entry.file_name, cache_dir),
+                              max_file_bytes(model), check)
+    except download.DownloadRefusedError as error:
+        raise WeightsDownloadError(f"{str(error)[:-1]} ({MIRROR_ENVIRONMENT} names the "
+                                   "mirror).") from error
+    except (OSError, http.client.HTTPException) as error:
         raise WeightsDownloadError(
             f"could not fetch {model} weights {tag!r} from {url}: {error}\nIf this machine is "
             f"offline, download that file elsewhere, copy it here and pass its path: "
             f"{model}(weights='/path/to/{entry.file_name}') or regnet_keras.from_pytorch("
             f"'/path/to/{entry.file_name}'), or point {MIRROR_ENVIRONMENT} at a mirror.") \
             from error
-    if entry.hash_kind == "sha256_prefix":
-        digest = sha256_of(path)
-        if not digest.startswith(entry.hash):
-            os.remove(path)  # a damaged download must not stay in the cache
-            raise WeightsDownloadError(
-                f"{url}: the file's SHA-256 {digest[:16]}... does not start with the published "
-                f"hash prefix {entry.hash}; it was deleted. Download it again, or check the "
-                f"mirror in {MIRROR_ENVIRONMENT}.")
-    return path

@@ -18,6 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
+from regnet_keras.errors import InputError
 from regnet_keras.weights import torch_zip
 
 SAFETENSORS_EXTENSIONS = (".safetensors",)
@@ -25,7 +26,7 @@ SAFETENSORS_EXTENSIONS = (".safetensors",)
 TORCH_EXTENSIONS = (".pth", ".pt", ".pyth", ".bin", ".torch")
 
 
-class StateDictFileError(ValueError):
+class StateDictFileError(InputError, ValueError):
     """A state dict file that cannot be read or written safely."""
 
 
@@ -55,14 +56,28 @@ def _torch_importable() -> bool:
         return False
 
 
-def _to_numpy(value):
-    """Tensors (torch or NumPy) to NumPy arrays, containers kept, anything else as it is."""
+def _to_numpy(value, key: str = ""):
+    """Tensors (torch or NumPy) to NumPy arrays, containers kept, anything else as it is.
+
+    A torch tensor may be a view with zero strides (`expand`), which torch.load builds without
+    memory and a copy would make real: one with more elements than its storage is refused.
+    """
+    # Key paths quote at most 200 characters, so that long names nested deep cannot multiply.
     if isinstance(value, Mapping):
-        return {str(key): _to_numpy(item) for key, item in value.items()}
+        return {str(name): _to_numpy(item, f"{key}.{str(name)[:200]}"[-200:] if key
+                                     else str(name)[:200])
+                for name, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_numpy(item) for item in value)
+        return type(value)(_to_numpy(item, f"{key}[{index}]"[-200:])
+                           for index, item in enumerate(value))
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor
         value = value.detach().cpu()
+        if hasattr(value, "untyped_storage") and \
+                value.numel() * value.element_size() > value.untyped_storage().nbytes():
+            raise StateDictFileError(
+                f"tensor {key} of shape {tuple(value.shape)} has more elements than its storage "
+                "holds (a broadcast view); state dicts hold plain tensors: save "
+                "tensor.contiguous() instead.")
         if str(value.dtype) == "torch.bfloat16":
             value = value.float()
         return value.numpy().copy()
@@ -88,13 +103,18 @@ def read(source) -> ReadStateDict:
 
 
 def _read_safetensors(path):
+    """safetensors validates the header against the file (its length, every tensor's offsets
+    inside the data and contiguous, dtypes, shapes) before it maps a byte, so a file yields at
+    most its own size in tensors; what it refuses becomes our error."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
     try:
         return load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise StateDictFileError(f"{path} could not be read as safetensors ({error}); the file "
-                                 "is truncated or corrupt: download or write it again.") from error
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError, OverflowError) as error:
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StateDictFileError(f"{path} could not be read as safetensors ({problem[:200]}); "
+                                 "the file is truncated or corrupt: download or write it "
+                                 "again.") from error
 
 
 def _read_torch(path):
@@ -108,12 +128,8 @@ def _read_torch(path):
         return _read_with_torch(path)
     try:
         return torch_zip.load(path)
-    except torch_zip.UnsafeCheckpointError as error:
-        raise StateDictFileError(f"{path}: {error}") from error
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as error:
-        raise StateDictFileError(
-            f"{path} could not be read as a PyTorch checkpoint ({error}); it is truncated or "
-            "corrupt: download or write it again.") from error
+    except torch_zip.CheckpointError as error:  # its message names the file
+        raise StateDictFileError(str(error)) from error
 
 
 def _read_with_torch(path):
@@ -125,11 +141,18 @@ def _read_with_torch(path):
             f"{path}: torch.load(weights_only=True) refused it ({str(error).splitlines()[0]}); "
             "the file holds more than tensors and plain containers, and regnet_keras does not "
             "run code from files. Ask for a safetensors file.") from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, KeyError,
+            IndexError, AttributeError, OverflowError) as error:
         raise StateDictFileError(f"{path} could not be read as a PyTorch checkpoint "
                                  f"({str(error).splitlines()[0]}); it is truncated or corrupt: "
                                  "download or write it again.") from error
-    return _to_numpy(content)
+    try:
+        return _to_numpy(content)
+    except StateDictFileError as error:
+        raise StateDictFileError(f"{path}: {error}") from None
+    except RecursionError:
+        raise StateDictFileError(f"{path} nests its objects deeper than any state dict; the file "
+                                 "is damaged or was crafted. Ask for a safetensors file.") from None
 
 
 def write(path: str, tensors: Mapping[str, np.ndarray], wrap_in: str | None = None) -> str:

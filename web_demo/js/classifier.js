@@ -3,7 +3,7 @@
 
 import {Tensor, loadAndCompile, loadLiteRt} from '@litertjs/core';
 
-import {readMetadata} from './metadata.js';
+import {readMetadataResponse} from './metadata.js';
 import {classifyOutput, dequantize} from './postprocessing.js';
 import {prepareImage} from './preprocessing.js';
 
@@ -28,11 +28,10 @@ export async function loadRuntime(threads) {
 export class Classifier {
   static async load(entry, threads) {
     const base = new URL('../models/', import.meta.url);
-    const [bytes, record] = await Promise.all([
-      fetch(new URL(entry.tflite, base)).then((r) => checked(r, entry.tflite).arrayBuffer()),
-      fetch(new URL(entry.metadata, base)).then((r) => checked(r, entry.metadata).json()),
+    const [bytes, metadata] = await Promise.all([
+      fetch(new URL(entry.tflite, base)).then((r) => modelBytes(checked(r, entry.tflite), entry.tflite)),
+      fetch(new URL(entry.metadata, base)).then((r) => readMetadataResponse(checked(r, entry.metadata))),
     ]);
-    const metadata = readMetadata(record);
     const {threads: used} = await loadRuntime(threads);
     const model = await loadAndCompile(new Uint8Array(bytes),
         {accelerator: 'wasm', cpuOptions: {numThreads: used}});
@@ -88,6 +87,19 @@ export class Classifier {
 function checked(response, name) {
   if (!response.ok) throw new Error(`${name}: HTTP ${response.status}; is it in web_demo/models?`);
   return response;
+}
+
+// The largest zoo model in float32 (RegNetY320) is about 580 MB; a declared size beyond this is
+// refused before the page allocates it.
+const MAX_MODEL_BYTES = 1024 * 1024 * 1024;
+
+function modelBytes(response, name) {
+  const declared = Number(response.headers.get('content-length'));
+  if (declared > MAX_MODEL_BYTES) {
+    throw new Error(`${name}: ${declared} bytes, more than a RegNet model file (${MAX_MODEL_BYTES}); ` +
+        'is it the file tools.convert wrote?');
+  }
+  return response.arrayBuffer();
 }
 
 /** The metadata must describe the loaded file (as the Android app checks its model). */

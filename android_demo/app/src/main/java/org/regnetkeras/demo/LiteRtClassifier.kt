@@ -45,7 +45,7 @@ class LoadedClassifier(val classifier: TensorClassifier, val engine: Engine, val
 object LiteRtClassifiers {
     fun load(context: Context, model: BundledModel, choice: RuntimeChoice): Outcome<LoadedClassifier> =
         Outcome.of {
-            val metadata = ModelMetadata.parse(readAssetText(context, model.metadataAsset))
+            val metadata = readMetadataAsset(context, model.metadataAsset)
             val modelBuffer = loadAsset(context, model.modelAsset)
             // The Interpreter reads each tensor's shape, type and quantization, which CompiledModel's
             // API does not expose; the metadata must agree with them before anything runs.
@@ -124,9 +124,10 @@ object LiteRtClassifiers {
         return TensorDescription(tensor.shape(), typeName, quantization)
     }
 
-    private fun readAssetText(context: Context, name: String): String =
+    /** The metadata asset, read with the core's size bound and strict UTF-8 decoding. */
+    private fun readMetadataAsset(context: Context, name: String): ModelMetadata =
         try {
-            context.assets.open(name).bufferedReader(Charsets.UTF_8).use { it.readText() }
+            context.assets.open(name).use { ModelMetadata.parse(it) }
         } catch (error: IOException) {
             throw ClassifierException(ClassifierError.MissingAsset(name, "cannot be read (${error.message})"))
         }

@@ -16,9 +16,22 @@ import java.io.StringReader
  * the value are refused, and nesting is bounded.
  */
 object Json {
-    class ParseException(message: String) : IllegalArgumentException(message)
+    /** The message is one line of at most [MAX_MESSAGE_CHARACTERS]: Gson's quote the path,
+     * whose keys come from the file. */
+    class ParseException(message: String) : IllegalArgumentException(oneLine(message, MAX_MESSAGE_CHARACTERS))
 
     private const val MAX_DEPTH = 64
+    private const val MAX_MESSAGE_CHARACTERS = 200
+
+    /** [text] with control characters escaped, cut to [limit] characters (then "..."). */
+    fun oneLine(text: String, limit: Int): String {
+        val line = StringBuilder()
+        for (character in text) {
+            if (line.length >= limit) return line.append("...").toString()
+            if (character < ' ') line.append("\\u%04x".format(character.toInt())) else line.append(character)
+        }
+        return line.toString()
+    }
 
     /** Gson's advice to developers when strict parsing fails; the user sees "malformed JSON". */
     private const val GSON_LENIENT_ADVICE = "Use JsonReader.setLenient(true) to accept malformed JSON"
@@ -38,6 +51,9 @@ object Json {
             throw ParseException(message.replace(GSON_LENIENT_ADVICE, "malformed JSON"))
         } catch (error: IllegalStateException) {
             throw ParseException(error.message ?: "malformed JSON")
+        } catch (error: NumberFormatException) {
+            // Gson's word for a \u escape whose four characters are not hexadecimal.
+            throw ParseException("malformed JSON: bad escape ${error.message}")
         }
     }
 
@@ -63,7 +79,9 @@ object Json {
         reader.beginObject()
         while (reader.hasNext()) {
             val key = reader.nextName()
-            if (result.containsKey(key)) throw ParseException("duplicate key \"$key\" at ${reader.path}")
+            if (result.containsKey(key)) {
+                throw ParseException("duplicate key ${ModelMetadata.describe(key)} at ${reader.path}")
+            }
             result[key] = readValue(reader, depth + 1)
         }
         reader.endObject()

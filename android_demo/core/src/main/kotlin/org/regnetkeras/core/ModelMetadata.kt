@@ -1,5 +1,11 @@
 package org.regnetkeras.core
 
+import java.io.ByteArrayOutputStream
+import java.io.InputStream
+import java.nio.ByteBuffer
+import java.nio.charset.CharacterCodingException
+import java.nio.charset.CodingErrorAction
+
 /** Tensor element types a converted RegNet takes or gives, by their metadata names. */
 enum class TensorType(val jsonName: String, val bytesPerValue: Int, val minValue: Int, val maxValue: Int) {
     FLOAT32("float32", 4, 0, 0),
@@ -127,8 +133,65 @@ class ModelMetadata(
         /** The metadata stores float32 scales as doubles; the runtime reports float32. */
         private const val QUANTIZATION_SCALE_TOLERANCE = 1e-6
 
+        /**
+         * Bounds that keep a crafted file's cost in proportion to a real one's, the same as
+         * regnet_keras.lite.image_preprocessing's: ImageNet-21k's metadata is about 1 MB with
+         * 21,843 labels.
+         */
+        const val MAX_METADATA_BYTES = 4 * 1024 * 1024
+        const val MAX_LABELS = 100000
+        const val MAX_LABEL_CHARACTERS = 256
+        const val MAX_INPUT_SIDE = 4096
+
+        /**
+         * Normalisation and quantization parameters are bounded so that every value computed
+         * from them is finite: (pixel - mean) / std within float32, value / scale and
+         * (q - zeroPoint) * scale within double. Scales are float32's positive normal numbers,
+         * as the .tflite stores them.
+         */
+        const val MAX_ABS_MEAN = 1e6
+        const val MIN_STD = 1e-6
+        const val MAX_STD = 1e6
+        const val MIN_SCALE = 1.1754943508222875e-38
+        const val MAX_SCALE = 3.4028234663852886e38
+
+        /** Values quoted in messages are cut here, so that every message stays one short line. */
+        private const val QUOTED_CHARACTERS = 60
+
+        /**
+         * Reads the metadata file from [stream] (an asset or a picked file), refusing it as soon
+         * as it passes [MAX_METADATA_BYTES], then [parse]s it. The caller closes the stream.
+         */
+        fun parse(stream: InputStream): ModelMetadata {
+            val buffer = ByteArrayOutputStream()
+            val chunk = ByteArray(64 * 1024)
+            while (true) {
+                val count = stream.read(chunk)
+                if (count < 0) break
+                buffer.write(chunk, 0, count)
+                if (buffer.size() > MAX_METADATA_BYTES) throw tooLarge("more than $MAX_METADATA_BYTES")
+            }
+            return parse(buffer.toByteArray())
+        }
+
+        /** [parse] of a file's bytes, which must be UTF-8 (RFC 8259). */
+        fun parse(bytes: ByteArray): ModelMetadata {
+            if (bytes.size > MAX_METADATA_BYTES) throw tooLarge("${bytes.size}")
+            val text = try {
+                Charsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(bytes)).toString()
+            } catch (error: CharacterCodingException) {
+                throw invalid("(file)", "is not UTF-8 text; write it again with python -m tools.convert")
+            }
+            return parse(text)
+        }
+
         /** Parses and validates; throws [ClassifierException] with [ClassifierError.InvalidMetadata]. */
         fun parse(text: String): ModelMetadata {
+            // A UTF-8 file has at least as many bytes as characters.
+            if (text.length > MAX_METADATA_BYTES) throw tooLarge("more than $MAX_METADATA_BYTES")
             val root = try {
                 Json.parse(text)
             } catch (error: Json.ParseException) {
@@ -160,6 +223,14 @@ class ModelMetadata(
                 throw invalid("labels", "must be a non-empty list of strings")
             }
             val labels = labelValues.map { it as String }
+            if (labels.size > MAX_LABELS) {
+                throw invalid("labels", "has ${labels.size} entries; a reader takes at most $MAX_LABELS")
+            }
+            val longest = labels.indices.maxBy { labels[it].length }!!
+            if (labels[longest].length > MAX_LABEL_CHARACTERS) {
+                throw invalid("labels", "entry $longest has ${labels[longest].length} characters; a " +
+                    "reader takes at most $MAX_LABEL_CHARACTERS")
+            }
 
             val input = require(record, "input", "input")
             val shape = require(input, "shape", "input.shape")
@@ -167,6 +238,10 @@ class ModelMetadata(
             if (dimensions == null || dimensions.size != 4 || dimensions.any { it == null } ||
                 dimensions[0] != 1 || dimensions[3] != InputSpec.CHANNELS) {
                 throw invalid("input.shape", "is ${describe(shape)}; expected [1, height, width, 3]")
+            }
+            if (dimensions[1]!! > MAX_INPUT_SIDE || dimensions[2]!! > MAX_INPUT_SIDE) {
+                throw invalid("input.shape", "is ${describe(shape)}; a reader takes height and width " +
+                    "up to $MAX_INPUT_SIDE")
             }
             val layout = require(input, "layout", "input.layout")
             if (layout != "NHWC") throw invalid("input.layout", "is ${describe(layout)}; only NHWC is supported")
@@ -183,7 +258,14 @@ class ModelMetadata(
             }
             val mean = channelValues(require(input, "mean", "input.mean"), "input.mean")
             val std = channelValues(require(input, "std", "input.std"), "input.std")
+            if (mean.any { Math.abs(it) > MAX_ABS_MEAN }) {
+                throw invalid("input.mean", "is ${describe(mean.toList())}; means of 0-255 pixels lie " +
+                    "within +-1e+06")
+            }
             if (std.any { it <= 0.0 }) throw invalid("input.std", "must be positive, not ${describe(std.toList())}")
+            if (std.any { it < MIN_STD || it > MAX_STD }) {
+                throw invalid("input.std", "is ${describe(std.toList())}; it must lie from 1e-06 to 1e+06")
+            }
             val resize = require(input, "resize", "input.resize")
             val cropFraction = number(require(resize, "crop_fraction", "input.resize.crop_fraction"),
                 "input.resize.crop_fraction")
@@ -212,6 +294,9 @@ class ModelMetadata(
 
         private fun invalid(field: String, problem: String) =
             ClassifierException(ClassifierError.InvalidMetadata(field, problem))
+
+        private fun tooLarge(size: String) = invalid("(file)", "is $size bytes, more than metadata " +
+            "ever needs ($MAX_METADATA_BYTES); write it again with python -m tools.convert")
 
         private fun require(container: Any?, key: String, field: String): Any? {
             val record = container as? Map<*, *> ?: throw invalid(field, "is missing")
@@ -261,6 +346,10 @@ class ModelMetadata(
             }
             val scale = number(require(value, "scale", "$field.scale"), "$field.scale")
             if (scale <= 0.0) throw invalid("$field.scale", "must be positive, not ${describe(scale)}")
+            if (scale < MIN_SCALE || scale > MAX_SCALE) {
+                throw invalid("$field.scale", "${describe(scale)} is not a normal float32 number " +
+                    "(from $MIN_SCALE to $MAX_SCALE)")
+            }
             val zeroPoint = integer(require(value, "zero_point", "$field.zero_point"), "$field.zero_point")
             if (zeroPoint < type.minValue || zeroPoint > type.maxValue) {
                 throw invalid("$field.zero_point", "$zeroPoint is outside the ${type.jsonName} " +
@@ -276,16 +365,21 @@ class ModelMetadata(
             return DoubleArray(InputSpec.CHANNELS) { number(value[it], field) }
         }
 
-        /** A JSON value as it would read in the file, for error messages. */
-        internal fun describe(value: Any?): String = when (value) {
+        /** A JSON value as it would read in the file, for error messages: one line, cut short. */
+        internal fun describe(value: Any?): String = Json.oneLine(describeInFull(value), QUOTED_CHARACTERS)
+
+        private fun describeInFull(value: Any?): String = when (value) {
             null -> "null"
-            is String -> "\"$value\""
+            is String -> "\"${value.take(QUOTED_CHARACTERS + 1)}\""
             is Double -> if (value == Math.floor(value) && Math.abs(value) < 1e15) {
                 value.toLong().toString()
             } else {
                 value.toString()
             }
-            is List<*> -> value.joinToString(", ", "[", "]") { describe(it) }
+            // Enough elements to fill a quoted value, whatever the list's length.
+            is List<*> -> value.joinToString(", ", "[", "]", limit = QUOTED_CHARACTERS / 2) {
+                describeInFull(it)
+            }
             is Map<*, *> -> "an object"
             else -> value.toString()
         }

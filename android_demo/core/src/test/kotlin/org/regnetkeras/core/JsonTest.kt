@@ -51,7 +51,9 @@ class JsonTest {
             "[NaN]" to "malformed JSON",
             "{'a': 1}" to "malformed JSON",
             "{\"a\": 1} // comment" to "malformed JSON",
-            "[\"\\x\"]" to "Invalid escape sequence")
+            "[\"\\x\"]" to "Invalid escape sequence",
+            // Gson throws NumberFormatException for a bad \u escape (found by byte flips).
+            "[\"\\u65s5\"]" to "malformed JSON: bad escape")
         for ((text, expected) in bad) {
             try {
                 Json.parse(text)
@@ -78,6 +80,22 @@ class JsonTest {
                 fail("accepted $text")
             } catch (error: Json.ParseException) {
                 assertTrue("$text: ${error.message}", (error.message ?: "").contains(expected))
+            }
+        }
+    }
+
+    @Test
+    fun messagesStayOneShortLineWhateverTheKeys() {
+        // Gson's messages quote the JSON path, whose keys come from the file.
+        val key = "k\n".repeat(5000)
+        for (text in listOf("{\"$key\": 1, \"$key\": 2}", "{\"$key\": [1,]}")) {
+            try {
+                Json.parse(text.replace("\n", "\\n"))
+                fail("accepted")
+            } catch (error: Json.ParseException) {
+                val message = error.message ?: ""
+                assertFalse(message, message.contains('\n'))
+                assertTrue(message, message.length <= 210)
             }
         }
     }
