@@ -24,6 +24,8 @@ from regnet_keras.applications import RegNet
 from regnet_keras.complexity import Complexity, Cost, complexity
 from regnet_keras.design_space import AnyNetConfig, RegNetConfig, StageSpec
 from regnet_keras.feature_pyramid import feature_extractor
+from regnet_keras.hub.loading import from_preset
+from regnet_keras.hub.registration import install as _register_with_keras_hub
 from regnet_keras.inference import fold_batch_norm
 from regnet_keras.introspect import design_of_model
 from regnet_keras.preprocessing import preprocess_input
@@ -38,3 +40,6 @@ from regnet_keras.weights.registry import fetch_weights, list_weights
 from regnet_keras.zoo import get_config, list_models
 
 __version__ = "0.1.0"
+
+# KerasHub's from_preset finds RegNet presets after `import regnet_keras` (no Keras is loaded).
+_register_with_keras_hub()
