@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -20,6 +21,9 @@ except ImportError:  # the reference tests skip themselves without them
     pass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Image folders' resized copies go to a cache of this test session, not the user's: tools run
+# in subprocesses inherit it.
+os.environ.setdefault("REGNET_KERAS_IMAGE_CACHE", tempfile.mkdtemp(prefix="regnet_keras_images_"))
 REFERENCE_SCRIPT = os.path.join(REPO, "tests", "references", "keras_applications.py")
 # Models compared with keras.applications in the default run (all 24 in the slow run).
 PARITY_MODELS = ("RegNetX002", "RegNetY002", "RegNetX016", "RegNetY016")

@@ -275,8 +275,9 @@ def test_a_pytorch_state_dict_starts_a_fine_tune_with_its_own_architecture(tmp_p
         == ("pytorch", "symmetric", "imagenet", 1000)
     assert pretrained.model == regnet_keras.get_config("RegNetX002").to_anynet()
     assert pretrained.origin["library"] == "timm"
+    assert pretrained_lib.resolve(path, model="RegNetX002").model == pretrained.model
     with pytest.raises(pretrained_lib.PretrainedWeightsError, match="its own design"):
-        pretrained_lib.resolve(path, model="RegNetX002")
+        pretrained_lib.resolve(path, model="RegNetY002")
 
     config = training.with_pretrained(_config("unused", None), pretrained)
     model = training.build_model(config, 3)

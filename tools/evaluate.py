@@ -18,6 +18,7 @@ from absl import app, flags
 from regnet_keras.training import data as data_lib
 from regnet_keras.training.run_file import read_run
 from tools import cli
+from tools import image_cache_flags  # noqa: F401 (--image_cache, --image_cache_max_gb)
 
 FLAGS = flags.FLAGS
 # Confusion matrices up to this many classes are printed whole; larger ones as summaries.
@@ -76,7 +77,9 @@ def main(argv):
         info["image_size"] = size
     output_dir = FLAGS.output_dir or os.path.dirname(os.path.abspath(model_path))
     try:
-        report = evaluation.evaluate_model(model_path, info, output_dir, FLAGS.batch_size)
+        report = evaluation.evaluate_model(
+            model_path, info, output_dir, FLAGS.batch_size, image_cache=FLAGS.image_cache,
+            image_cache_max_bytes=int(FLAGS.image_cache_max_gb * 1e9))
     except (ValueError, data_lib.DataError) as error:
         raise app.UsageError(str(error))
     print(f"{model_path} on {report['dataset']} ({report['split']}, {report['examples']} "

@@ -22,6 +22,7 @@ import time
 from absl import app, flags, logging
 
 from tools import cli
+from tools import image_cache_flags  # noqa: F401 (--image_cache, --image_cache_max_gb)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A finished tools.train run directory.", required=True)
@@ -38,6 +39,8 @@ flags.DEFINE_bool("allow_float_layers", False, "Accept layers tfmot leaves in fl
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "tf.distribute strategy of "
                   "the fine-tuning (tfmot's QAT runs under MirroredStrategy; multi-worker and "
                   "TPU are not supported by tfmot).")
+flags.DEFINE_integer("log_every_steps", 50, "A progress line every this many steps (a progress "
+                     "bar on a terminal), as tools.train prints.")
 flags.DEFINE_bool("worker", False, "Internal: the tf-keras part, in a TF_USE_LEGACY_KERAS=1 "
                   "process.")
 
@@ -71,10 +74,15 @@ def _fine_tune(info, output_dir):
     from regnet_keras.lite import quantization
     from regnet_keras.training import data as data_lib
     from regnet_keras.training import schedule
+    from regnet_keras.training.loop import Progress
+    from regnet_keras.training.progress_callback import progress_callback
     strategy = (tf.distribute.MirroredStrategy() if FLAGS.strategy == "mirrored"
                 else tf.distribute.get_strategy())
     image_size = int(info["image_size"])
-    source = data_lib.source_of_run(info)
+    source = data_lib.source_of_run(info, FLAGS.image_cache,
+                                    int(FLAGS.image_cache_max_gb * 1e9))
+    if source.cache_report is not None:
+        print(source.cache_report.summary(), flush=True)
     # The run's own augmentation; runs that did not record it get flips only, since heavy
     # augmentation only drags a fine-tuning away from what the model learned.
     augmentation = data_lib.Augmentation(**info.get("augmentation", MILD_AUGMENTATION))
@@ -89,14 +97,13 @@ def _fine_tune(info, output_dir):
     # it kept 60%.
     epochs = max(FLAGS.epochs, math.ceil(FLAGS.min_steps / steps_per_epoch))
     peak_lr = FLAGS.lr or 0.01 * schedule.scaled_learning_rate(FLAGS.batch_size)
+    learning_rate = keras.optimizers.schedules.CosineDecay(peak_lr, epochs * steps_per_epoch)
     with strategy.scope():
         model = quantization.rebuild_from_weights(os.path.join(output_dir, FLOAT_WEIGHTS),
                                                   (image_size, image_size, 3))
         qat_model, report = quantization.quantize_model(model, FLAGS.allow_float_layers)
         qat_model.compile(
-            optimizer=keras.optimizers.SGD(
-                keras.optimizers.schedules.CosineDecay(peak_lr, epochs * steps_per_epoch),
-                momentum=0.9, nesterov=True),
+            optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
             loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=float(info.get("label_smoothing", 0.0))),
             metrics=[keras.metrics.CategoricalAccuracy(name="top1")])
@@ -104,10 +111,15 @@ def _fine_tune(info, output_dir):
     def one_hot(images, labels):  # label smoothing needs one-hot targets
         return images, tf.one_hot(labels, source.num_classes)
 
+    progress = Progress(epochs * steps_per_epoch, 0, steps_per_epoch,
+                        log_every=FLAGS.log_every_steps)
     start = time.time()
     for epoch in range(epochs):
         data = pipeline.dataset(epoch, 0, FLAGS.batch_size).map(one_hot)
-        history = qat_model.fit(data, epochs=1, verbose=2)
+        # One fit per epoch (each epoch its own batches); the callback numbers the steps.
+        callback = progress_callback(keras, progress, epoch, epochs, steps_per_epoch,
+                                     learning_rate)
+        history = qat_model.fit(data, epochs=1, verbose=0, callbacks=[callback])
         logging.info("QAT epoch %d: loss %.4f", epoch + 1, history.history["loss"][-1])
     seconds = time.time() - start
     evaluation = data_lib.evaluation_dataset(info, 256, source=source).map(one_hot)

@@ -21,6 +21,7 @@ from regnet_keras.training import data as data_lib
 from regnet_keras.training import distribute as distribute_lib
 from regnet_keras.training import run_lock
 from tools import cli
+from tools import image_cache_flags
 
 FLAGS = flags.FLAGS
 
@@ -69,8 +70,10 @@ flags.DEFINE_string("model", None, "Zoo model name (RegNetX002 ... RegNetY320). 
                     "--weights the design W carries.")
 flags.DEFINE_string("weights", None, "Start from pretrained weights W (fine-tuning): "
                     "'imagenet' (keras.applications' file of --model), a regnet_keras weights "
-                    "file, a keras.applications RegNet .h5 file (with --model), a .keras model "
-                    "or a finished run directory. The backbone comes from W, the classifier too "
+                    "file, a keras.applications RegNet .h5 file (with --model), a .keras model, "
+                    "a finished run directory, a PyTorch file, named weights (list_weights), a "
+                    "KerasHub RegNet preset or a timm Hub repository (directory, hf://ORG/NAME, "
+                    "kaggle://...). The backbone comes from W, the classifier too "
                     "when the class count matches; padding and normalisation follow W. Read "
                     "only when the run starts, never on resume.")
 flags.DEFINE_float("freeze_epochs", None, "With --weights: epochs that train only the new "
@@ -234,6 +237,22 @@ def train_config_from_flags():
                               is not None else data_lib.MIN_IMAGES_PER_CLASS))
 
 
+def open_source(config):
+    """The config's data; image folders through the image cache of --image_cache, whose
+    size is reported."""
+    cache = None
+    if config.dataset == data_lib.FOLDER:
+        cache = image_cache_flags.image_cache(config.image_size, config.eval_crop_fraction)
+    source = data_lib.open_source(config.dataset, config.data_dir,
+                                  holdout_fraction=config.holdout_fraction,
+                                  corrupt_images=config.corrupt_images,
+                                  min_images_per_class=config.min_images_per_class,
+                                  image_cache=cache)
+    if source.cache_report is not None:
+        print(source.cache_report.summary(), flush=True)
+    return source
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag "
@@ -245,7 +264,7 @@ def main(argv):
     from regnet_keras.training import loop as training
     try:
         config = train_config_from_flags()
-        result = training.train(config, strategy)
+        result = training.train(config, strategy, source=open_source(config))
     except (ValueError, OSError, run_lock.RunDirectoryInUseError) as error:
         # ValueError covers DataError and the weights errors; OSError a failed W download.
         raise app.UsageError(str(error))

@@ -8,17 +8,21 @@ Three kinds of source, all yielding uint8 images and integer labels:
 - "folder": `data_dir` holds one sub-folder per class, its images anywhere below it (nested
   folders are part of their class); `train/` plus `test/`, `val/` or `validation/` sub-trees give
   the splits, else every k-th file of each class is held out. JPEG (CMYK too), PNG (palette,
-  grayscale, 16-bit), GIF and WebP (first frame) and BMP are decoded by Pillow, turned upright by
-  their EXIF orientation, and composited on ALPHA_BACKGROUND where they are transparent. Hidden
-  files and folders and files of other types are skipped and counted; a class with fewer than
-  `min_images_per_class` images is refused by name before anything else happens.
+  grayscale, 16-bit), GIF and WebP (first frame) and BMP are decoded by Pillow at the scale
+  training needs, turned upright by their EXIF orientation, and composited on ALPHA_BACKGROUND
+  where they are transparent (image_decoding); with an image cache they are decoded once and
+  read back as small JPEGs that TensorFlow decodes (image_cache). Hidden files and folders and
+  files of other types are skipped and counted; a class with fewer than `min_images_per_class`
+  images is refused by name before anything else happens; files that do not decode (decompression
+  bombs included) are refused or skipped, by `corrupt_images`.
 - any other tensorflow-datasets name, read from `data_dir` (tfds' default directory if None).
 
 Pipelines feed the model 0-255 RGB floats (the model normalises them itself); grayscale is
 repeated to three channels. Training: random-resized crop, horizontal flip and PCA lighting, the
-reference recipe's augmentation, drawn with stateless random ops keyed by (seed, epoch, example
-position), so an epoch's batches are the same however often the run is interrupted, and a resumed
-run skips exactly the examples it already consumed. Evaluation: resize and center crop.
+reference recipe's augmentation (augmentation), drawn with stateless random ops keyed by (seed,
+epoch, example position), so an epoch's batches are the same however often the run is
+interrupted, and a resumed run skips exactly the examples it already consumed. Evaluation:
+resize and center crop.
 
 Public for other tools (quantization calibration, evaluation): `evaluation_dataset(run_info)` and
 `calibration_dataset(run_info, num_images)`, which take the values of a training run's run.json.
@@ -36,6 +40,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from regnet_keras.errors import InputError
+from regnet_keras.training.augmentation import (  # noqa: F401 (public names of this module)
+    ERASING_AREA, ERASING_ASPECT_RATIO, LIGHTING_EIGENVALUES, LIGHTING_EIGENVECTORS,
+    Augmentation, augment, photometric, random_resized_crop, random_resized_crop_one, to_rgb)
+from regnet_keras.training.image_cache import DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES
+from regnet_keras.training.image_cache import ImageCache, cache_for, shorter_side_for
+from regnet_keras.training.image_decoding import (  # noqa: F401 (ALPHA_BACKGROUND: public)
+    ALPHA_BACKGROUND, is_decodable, read_image)
 
 FASHION_MNIST = "fashion_mnist"
 FOLDER = "folder"
@@ -44,8 +55,6 @@ DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
-# Transparent pixels are composited on white, as image viewers and browsers show them.
-ALPHA_BACKGROUND = (255, 255, 255)
 # Fewer images than this in a class cannot be split and learned from; refused by name.
 MIN_IMAGES_PER_CLASS = 5
 TRAIN_SUBDIR = "train"
@@ -53,38 +62,10 @@ HELD_OUT_SUBDIRS = ("test", "val", "validation")
 CORRUPT_POLICIES = ("error", "skip")
 # Datasets of fixed-size images up to this many bytes are held in memory as one uint8 array.
 IN_MEMORY_LIMIT_BYTES = 2 << 30
-# Random erasing's rectangle, as its paper draws it: area fraction and aspect ratio (height over
-# width, log-uniform).
-ERASING_AREA = (0.02, 0.4)
-ERASING_ASPECT_RATIO = (0.3, 1 / 0.3)
-# AlexNet/pycls PCA lighting: ImageNet RGB eigenvalues and eigenvectors (pixels scaled to 0-1).
-LIGHTING_EIGENVALUES = (0.2175, 0.0188, 0.0045)
-LIGHTING_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009),
-                         (-0.5808, -0.0045, -0.8140),
-                         (-0.5836, -0.6948, 0.4203))
 
 
 class DataError(InputError, ValueError):
     """The data cannot be used as asked; the message names the problem and the fix."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """Training augmentation of the reference recipe, with its knobs.
-
-    min_crop_area, crop_aspect_ratio: the random-resized crop keeps a fraction of the image area
-    drawn from [min_crop_area, 1] and an aspect ratio from [1/r, r] (log-uniform).
-    flip: horizontal flips with probability 1/2. lighting_std: PCA lighting strength (0: none).
-    erasing_probability: random erasing (Zhong et al., AAAI 2020) replaces, in this fraction of
-    the images, a rectangle of 2-40% of the area and aspect ratio 0.3-3.3 with uniform noise
-    over 0-255 (0: none; the reference recipe has none).
-    """
-
-    min_crop_area: float = 0.08
-    crop_aspect_ratio: float = 4.0 / 3.0
-    flip: bool = True
-    lighting_std: float = 0.1
-    erasing_probability: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +78,10 @@ class Split:
     labels: np.ndarray | None = None
     paths: tuple[str, ...] | None = None  # encoded image files, with `labels`
     tfds_split: str | None = None
+    # With `paths` read through an ImageCache: each file's entry ("" where it has none), and
+    # the shorter side the entries were made for.
+    cache_paths: tuple[str, ...] | None = None
+    cache_side: int | None = None
 
     @property
     def fixed_shape(self) -> bool:
@@ -118,6 +103,8 @@ class Source:
     tfds_builder: object = None
     # Files of image folders left out: {"hidden": n, "not_images": n}.
     ignored_files: dict = dataclasses.field(default_factory=dict)
+    # Image folders read through an ImageCache: its image_cache.CacheReport.
+    cache_report: object = None
 
     @property
     def num_classes(self) -> int:
@@ -130,8 +117,14 @@ class Source:
 
 def open_source(dataset: str = DEFAULT_DATASET, data_dir: str | None = None, *,
                 holdout_fraction: float = 0.1, corrupt_images: str = "error",
-                min_images_per_class: int = MIN_IMAGES_PER_CLASS) -> Source:
-    """Finds, checks and indexes a dataset; raises DataError naming the problem and the fix."""
+                min_images_per_class: int = MIN_IMAGES_PER_CLASS,
+                image_cache: ImageCache | None = None) -> Source:
+    """Finds, checks and indexes a dataset; raises DataError naming the problem and the fix.
+
+    `image_cache`: image folders only; their files are checked and read through it (built where
+    missing, which is also the check that every file decodes). None: each file is checked by a
+    reduced-scale decode at start-up and decoded from its file whenever it is read.
+    """
     if corrupt_images not in CORRUPT_POLICIES:
         raise DataError(f"corrupt_images={corrupt_images!r} is invalid: choose one of "
                         f"{CORRUPT_POLICIES}.")
@@ -145,7 +138,8 @@ def open_source(dataset: str = DEFAULT_DATASET, data_dir: str | None = None, *,
             raise DataError(f"data_dir={data_dir!r} does not exist: pass the directory holding "
                             "Fashion-MNIST's IDX files or a tensorflow-datasets data directory.")
     if dataset == FOLDER:
-        return _folder_source(data_dir, holdout_fraction, corrupt_images, min_images_per_class)
+        return _folder_source(data_dir, holdout_fraction, corrupt_images, min_images_per_class,
+                              image_cache)
     return _tfds_source(dataset, data_dir, holdout_fraction)
 
 
@@ -260,46 +254,31 @@ def _list_images(root, classes, min_images, ignored):
     return files, labels
 
 
-def read_image(path) -> np.ndarray:
-    """An image file as an upright HxWx3 uint8 RGB array: EXIF orientation applied, the first
-    frame of animations, transparency composited on ALPHA_BACKGROUND."""
-    from PIL import Image, ImageOps
-    with Image.open(path) as image:
-        image.seek(0)
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            image = Image.alpha_composite(
-                Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,)), rgba)
-        elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            # 16-bit grayscale: Pillow's convert would clip to 255 instead of scaling.
-            image = Image.fromarray((np.asarray(image, np.float64) / 257).round()
-                                    .clip(0, 255).astype(np.uint8))
-        return np.asarray(image.convert("RGB"))
-
-
-def _is_decodable(path) -> bool:
-    try:
-        read_image(path)  # a full decode: catches truncated files that headers alone hide
-        return True
-    except Exception:  # Pillow raises many types for broken files; any of them means unusable
-        return False
-
-
-def _check_images(files, labels, policy, root):
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        decodable = list(pool.map(_is_decodable, files))
+def _check_images(files, policy, root, image_cache=None):
+    """Which files decode, each one's cache entry ("" for none), the corrupt ones (refused
+    under policy "error") and the cache's report (None without a cache)."""
+    report = None
+    if image_cache is None:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            decodable = list(pool.map(is_decodable, files))
+        entries = [""] * len(files)
+    else:
+        resolved, unusable, report = image_cache.resolve(files)
+        unusable = {path for path, _ in unusable}
+        decodable = [f not in unusable for f in files]
+        entries = [e or "" for e in resolved]
     corrupt = [f for f, ok in zip(files, decodable) if not ok]
     if corrupt and policy == "error":
         listed = "\n  ".join(corrupt[:20]) + ("\n  ..." if len(corrupt) > 20 else "")
-        raise DataError(f"{root}: {len(corrupt)} of {len(files)} image files cannot be decoded:"
-                        f"\n  {listed}\nDelete or fix them, or pass --corrupt_images=skip to "
-                        "train without them.")
-    kept = [(f, l) for f, l, ok in zip(files, labels, decodable) if ok]
-    return [f for f, _ in kept], [l for _, l in kept], corrupt
+        raise DataError(f"{root}: {len(corrupt)} of {len(files)} image files cannot be decoded "
+                        f"or are too large to be images (decompression bombs):\n  {listed}\n"
+                        "Delete or fix them, or pass --corrupt_images=skip to train without "
+                        "them.")
+    return decodable, entries, corrupt, report
 
 
-def _folder_source(data_dir, holdout_fraction, corrupt_images, min_images) -> Source:
+def _folder_source(data_dir, holdout_fraction, corrupt_images, min_images,
+                   image_cache=None) -> Source:
     if data_dir is None:
         raise DataError("dataset='folder' needs --data_dir: a directory with one sub-folder of "
                         "images per class.")
@@ -340,21 +319,29 @@ def _folder_source(data_dir, holdout_fraction, corrupt_images, min_images) -> So
                 (test_files if index in held else train_files).append(f)
                 (test_labels if index in held else train_labels).append(label)
         held_out_name = f"held-out {holdout_fraction:.0%} of each class"
-    train_files, train_labels, bad_train = _check_images(train_files, train_labels,
-                                                         corrupt_images, data_dir)
-    test_files, test_labels, bad_test = _check_images(test_files, test_labels, corrupt_images,
-                                                      data_dir)
-    if not train_files or not test_files:
+    # Both splits in one pass, so that the cache is sized and reported once.
+    decodable, entries, corrupt, report = _check_images(train_files + test_files,
+                                                        corrupt_images, data_dir, image_cache)
+    train_ok, test_ok = decodable[:len(train_files)], decodable[len(train_files):]
+    train_entries, test_entries = entries[:len(train_files)], entries[len(train_files):]
+    if not any(train_ok) or not any(test_ok):
         raise DataError(f"{data_dir}: no usable images remain for "
-                        f"{'training' if not train_files else 'evaluation'}.")
+                        f"{'training' if not any(train_ok) else 'evaluation'}.")
+
+    def split(paths, split_labels, split_entries, ok):
+        kept = [i for i, good in enumerate(ok) if good]
+        cached = image_cache is not None
+        return Split(len(kept), paths=tuple(paths[i] for i in kept),
+                     labels=np.asarray([split_labels[i] for i in kept], np.int32),
+                     cache_paths=tuple(split_entries[i] for i in kept) if cached else None,
+                     cache_side=image_cache.shorter_side if cached else None)
+
     return Source(
         name=FOLDER, data_dir=data_dir, class_names=tuple(classes),
-        train=Split(len(train_files), paths=tuple(train_files),
-                    labels=np.asarray(train_labels, np.int32)),
-        held_out=Split(len(test_files), paths=tuple(test_files),
-                       labels=np.asarray(test_labels, np.int32)),
+        train=split(train_files, train_labels, train_entries, train_ok),
+        held_out=split(test_files, test_labels, test_entries, test_ok),
         held_out_name=held_out_name, description=f"image folders in {data_dir}",
-        skipped_files=tuple(bad_train + bad_test), ignored_files=ignored)
+        skipped_files=tuple(corrupt), ignored_files=ignored, cache_report=report)
 
 
 def _tfds_source(name, data_dir, holdout_fraction) -> Source:
@@ -428,23 +415,43 @@ def _tfds_split(builder, split, shape) -> Split:
 # Pipelines
 
 
-def _decode_file(path):
+def _decode_file(path, min_side=None):
+    """A file decoded by Pillow (EXIF, alpha, palette, CMYK, 16-bit), at reduced scale when
+    `min_side` allows (see image_decoding.read_image)."""
     import tensorflow as tf
-    image = tf.numpy_function(lambda p: read_image(p.decode()), [path], tf.uint8,
+    image = tf.numpy_function(lambda p: read_image(p.decode(), min_side), [path], tf.uint8,
                               stateful=False)
     image.set_shape((None, None, 3))
     return image
 
 
-def _to_rgb(images):
+def _decode_entry(entry):
+    """A cache entry: a baseline JPEG that TensorFlow decodes outside the GIL."""
     import tensorflow as tf
-    if images.shape[-1] == 1:
-        return tf.image.grayscale_to_rgb(images)
-    return images
+    image = tf.io.decode_jpeg(tf.io.read_file(entry), channels=3)
+    image.set_shape((None, None, 3))
+    return image
 
 
-def _raw_examples(source: Source, split: Split, order=None, shard=(0, 1)):
-    """(uint8 image, label) of `split`, in `order` (an index array) or natural order."""
+def _file_decoder(entries, min_side):
+    """decode(entry, path) for files whose cache entries are `entries` ("" where none)."""
+    import tensorflow as tf
+    cached = np.asarray([bool(e) for e in entries])
+    if cached.all():
+        return lambda entry, path: _decode_entry(entry)
+    if not cached.any():
+        return lambda entry, path: _decode_file(path, min_side)
+    return lambda entry, path: tf.cond(tf.strings.length(entry) > 0,
+                                       lambda: _decode_entry(entry),
+                                       lambda: _decode_file(path, min_side))
+
+
+def _raw_examples(source: Source, split: Split, order=None, shard=(0, 1), min_side=None):
+    """(uint8 image, label) of `split`, in `order` (an index array) or natural order.
+
+    Image files come from their cache entries where the split has them; the others are decoded
+    with at least `min_side` pixels on their shorter side (None: in full).
+    """
     import tensorflow as tf
     if split.tfds_split is not None:
         ds = source.tfds_builder.as_dataset(split=split.tfds_split, as_supervised=True,
@@ -458,8 +465,11 @@ def _raw_examples(source: Source, split: Split, order=None, shard=(0, 1)):
         return ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
     paths = np.asarray(split.paths)[indices]
     labels = split.labels[indices]
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    return ds.map(lambda p, l: (_decode_file(p), l), num_parallel_calls=tf.data.AUTOTUNE)
+    entries = (np.asarray(split.cache_paths)[indices] if split.cache_paths is not None
+               else np.full(len(paths), ""))
+    decode = _file_decoder(entries, min_side)
+    ds = tf.data.Dataset.from_tensor_slices((entries, paths, labels))
+    return ds.map(lambda e, p, l: (decode(e, p), l), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 # Resize filters of the evaluation transform; "bicubic" for weights published with it (timm's).
@@ -484,66 +494,9 @@ def eval_resize(images, image_size: int, crop_fraction: float, interpolation: st
     images = tf.image.resize(images, (new_h, new_w), method=interpolation, antialias=True)
     top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
     images = images[:, top:top + image_size, left:left + image_size, :]
-    images = tf.clip_by_value(_to_rgb(images), 0.0, 255.0)
+    images = tf.clip_by_value(to_rgb(images), 0.0, 255.0)
     images = tf.ensure_shape(images, (None, image_size, image_size, 3))
     return images[0] if single else images
-
-
-def augment(images, seed, image_size: int, augmentation: Augmentation):
-    """Random-resized crop, flip, lighting and random erasing of a batch of same-size images.
-
-    `seed`: a stateless random key (two int64), so the same key gives the same pixels.
-    """
-    import tensorflow as tf
-    images = tf.cast(images, tf.float32)
-    batch = tf.shape(images)[0]
-
-    def uniform(stream, low=0.0, high=1.0, shape=(0,)[:0]):
-        return tf.random.stateless_uniform(
-            tf.concat([[batch], tf.constant(shape, tf.int32)], 0), seed + stream, low, high)
-
-    # Random-resized crop: area fraction and log-uniform aspect ratio, clipped to the image.
-    height = tf.cast(tf.shape(images)[1], tf.float32)
-    width = tf.cast(tf.shape(images)[2], tf.float32)
-    area = uniform(1, augmentation.min_crop_area, 1.0)
-    log_ratio = float(np.log(augmentation.crop_aspect_ratio))
-    ratio = tf.exp(uniform(2, -log_ratio, log_ratio))
-    crop_h = tf.minimum(1.0, tf.sqrt(area / ratio * width / height))  # relative to the height
-    crop_w = tf.minimum(1.0, tf.sqrt(area * ratio * height / width))
-    top = uniform(3) * (1.0 - crop_h)
-    left = uniform(4) * (1.0 - crop_w)
-    boxes = tf.stack([top, left, top + crop_h, left + crop_w], axis=1)
-    images = tf.image.crop_and_resize(images, boxes, tf.range(batch), (image_size, image_size),
-                                      method="bilinear")
-    images = _to_rgb(images)
-    if augmentation.flip:
-        flip = uniform(5) < 0.5
-        images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    if augmentation.lighting_std > 0:
-        alpha = tf.random.stateless_normal((batch, 3), seed + 6,
-                                           stddev=augmentation.lighting_std)
-        eigenvectors = tf.constant(LIGHTING_EIGENVECTORS, tf.float32)
-        eigenvalues = tf.constant(LIGHTING_EIGENVALUES, tf.float32)
-        rgb = tf.linalg.matvec(eigenvectors, alpha * eigenvalues) * 255.0  # (B, 3)
-        images = images + rgb[:, None, None, :]
-    images = tf.clip_by_value(images, 0.0, 255.0)
-    if augmentation.erasing_probability > 0:
-        erase = uniform(7) < augmentation.erasing_probability
-        area = uniform(8, *ERASING_AREA)
-        aspect = tf.exp(uniform(9, *np.log(ERASING_ASPECT_RATIO)))
-        # A rectangle wider or taller than the image is clipped to it, so the erased area can
-        # fall short of the drawn one at extreme aspect ratios (the paper redraws instead).
-        erase_h = tf.minimum(1.0, tf.sqrt(area * aspect))
-        erase_w = tf.minimum(1.0, tf.sqrt(area / aspect))
-        top = uniform(10) * (1.0 - erase_h)
-        left = uniform(11) * (1.0 - erase_w)
-        centres = (tf.range(image_size, dtype=tf.float32) + 0.5) / image_size
-        rows = (centres[None] >= top[:, None]) & (centres[None] < (top + erase_h)[:, None])
-        cols = (centres[None] >= left[:, None]) & (centres[None] < (left + erase_w)[:, None])
-        inside = rows[:, :, None] & cols[:, None, :] & erase[:, None, None]
-        noise = tf.random.stateless_uniform(tf.shape(images), seed + 12, 0.0, 255.0)
-        images = tf.where(inside[..., None], noise, images)
-    return images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -584,7 +537,9 @@ class TrainPipeline:
                             reshuffle_each_iteration=False)
             ds = ds.enumerate().skip(skip)
         elif split.images is None:
-            ds = _raw_examples(self.source, split, order=mine).enumerate(start=skip)
+            ds = _raw_examples(self.source, split, order=mine,
+                               min_side=split.cache_side or shorter_side_for(self.image_size)
+                               ).enumerate(start=skip)
         epoch_key = self.seed * 1000003 + epoch
 
         def augment_batch(positions, example):
@@ -606,9 +561,24 @@ class TrainPipeline:
             ds = ds.batch(batch_size, drop_remainder=True)
             ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = ds.map(lambda p, e: tuple(t[0] for t in augment_batch(
-                p[None], (e[0][None], e[1][None]))), num_parallel_calls=tf.data.AUTOTUNE)
+            # Images of different sizes: each is cropped alone (keyed by its own position), and
+            # the per-pixel rest runs on the batch (keyed by the batch's first position).
+            def crop_one(position, example):
+                image, label = example
+                seed = tf.stack([tf.constant(epoch_key, tf.int64),
+                                 tf.cast(position, tf.int64) * num_workers + worker_index])
+                crop = random_resized_crop_one(image, seed, self.image_size,
+                                               self.augmentation)
+                return position, crop, label
+
+            def finish_batch(positions, crops, labels):
+                seed = tf.stack([tf.constant(epoch_key, tf.int64),
+                                 tf.cast(positions[0], tf.int64) * num_workers + worker_index])
+                return photometric(crops, seed, self.augmentation), labels
+
+            ds = ds.map(crop_one, num_parallel_calls=tf.data.AUTOTUNE)
             ds = ds.batch(batch_size, drop_remainder=True)
+            ds = ds.map(finish_batch, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -617,7 +587,8 @@ def held_out_dataset(source: Source, image_size: int, crop_fraction: float,
     """The held-out split, resized and center-cropped: (float 0-255 RGB image, int32 label)."""
     import tensorflow as tf
     split = source.held_out
-    ds = _raw_examples(source, split, shard=shard)
+    ds = _raw_examples(source, split, shard=shard,
+                       min_side=int(np.ceil(image_size / crop_fraction)))
     if split.fixed_shape and batch_size:
         ds = ds.batch(batch_size).map(
             lambda x, y: (eval_resize(x, image_size, crop_fraction, interpolation),
@@ -638,13 +609,24 @@ def held_out_dataset(source: Source, image_size: int, crop_fraction: float,
 # The run.json interface
 
 
-def source_of_run(run_info: dict) -> Source:
-    """The data a run (the values of its run.json) trained and was evaluated on."""
+def source_of_run(run_info: dict, cache_directory: str | None = None,
+                  cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES) -> Source:
+    """The data a run (the values of its run.json) trained and was evaluated on.
+
+    Image folders are read through the image cache for the run's image size, in
+    `cache_directory` (None: $REGNET_KERAS_IMAGE_CACHE, else the default place; "off": none).
+    """
+    image_cache = None
+    if run_info.get("dataset") == FOLDER and "image_size" in run_info:
+        image_cache = cache_for(int(run_info["image_size"]),
+                                float(run_info.get("eval_crop_fraction", 0.875)),
+                                cache_directory, cache_max_bytes)
     return open_source(run_info.get("dataset", DEFAULT_DATASET), run_info.get("data_dir"),
                        holdout_fraction=run_info.get("holdout_fraction", 0.1),
                        corrupt_images=run_info.get("corrupt_images", "skip"),
                        min_images_per_class=run_info.get("min_images_per_class",
-                                                         MIN_IMAGES_PER_CLASS))
+                                                         MIN_IMAGES_PER_CLASS),
+                       image_cache=image_cache)
 
 
 def evaluation_dataset(run_info: dict, batch_size: int | None = None, source=None):
@@ -674,7 +656,8 @@ def calibration_dataset(run_info: dict, num_images: int, seed: int = 0, source=N
         ds = _raw_examples(source, split).shuffle(16384, seed=seed).take(count)
     else:
         order = np.random.default_rng(seed).permutation(split.num_examples)[:count]
-        ds = _raw_examples(source, split, order=order)
+        ds = _raw_examples(source, split, order=order,
+                           min_side=int(np.ceil(image_size / crop_fraction)))
     interpolation = run_info.get("eval_interpolation", "bilinear")
     return ds.map(lambda x, y: eval_resize(x, image_size, crop_fraction, interpolation),
                   num_parallel_calls=tf.data.AUTOTUNE)

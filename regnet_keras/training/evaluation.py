@@ -147,9 +147,12 @@ def model_input_size(model_path: str) -> int | None:
 
 
 def evaluate_model(model_path: str, run_info: dict, output_dir: str,
-                   batch_size: int = 256) -> dict:
+                   batch_size: int = 256, image_cache: str | None = None,
+                   image_cache_max_bytes: int = data_lib.DEFAULT_CACHE_MAX_BYTES) -> dict:
     """Evaluates a .keras or .tflite model on the held-out data `run_info` describes (a .tflite
-    on the LiteRT runtime, as phones run it); writes the report and the confusion-matrix PNG."""
+    on the LiteRT runtime, as phones run it); writes the report and the confusion-matrix PNG.
+    `image_cache`, `image_cache_max_bytes`: where image folders' resized copies are kept and
+    how much they may take (see data.source_of_run)."""
     if not os.path.isfile(model_path) or not model_path.endswith((".keras", ".tflite")):
         raise ValueError(f"model={model_path!r} is not an existing .keras or .tflite file "
                          "(e.g. runs/<run>/final.keras, runs/<run>/tflite/<run>_int8.tflite).")
@@ -157,7 +160,7 @@ def evaluate_model(model_path: str, run_info: dict, output_dir: str,
     if size is not None and int(run_info["image_size"]) != size:
         raise ValueError(f"image_size={run_info['image_size']} does not match the model's input "
                          f"({size}x{size}).")
-    source = data_lib.source_of_run(run_info)
+    source = data_lib.source_of_run(run_info, image_cache, image_cache_max_bytes)
     if classes != source.num_classes:
         raise ValueError(f"the model has {classes} outputs but {source.description} has "
                          f"{source.num_classes} classes: evaluate it on the data it was "

@@ -13,6 +13,9 @@ W is one of:
                               regnet_keras.weights.pytorch with its architecture from its tensors
   named published weights of the zoo model given with it ("torchvision_v2", "pycls", timm tags:
                               regnet_keras.list_weights), fetched and checked once
+  a KerasHub RegNet preset or a timm RegNet repository: a directory, an hf://ORG/NAME handle
+                              (e.g. list_weights' hub_handle) or a kaggle:// preset, read by
+                              regnet_keras.hub.loading as regnet_keras.from_preset reads it
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ class Pretrained:
     """Starting weights, read completely, with what they say about the model they fit."""
 
     name: str  # W as the user gave it
-    kind: str  # "imagenet", "regnet_keras", "keras.applications", "keras_model" or "pytorch"
+    kind: str  # "imagenet", "regnet_keras", "keras.applications", "keras_model", "pytorch",
+    # "timm" (a timm Hub repository) or "keras_hub" (a KerasHub preset)
     file: str  # the file that was read
     sha256: str
     model: object  # the design to build: a zoo name or an AnyNetConfig
@@ -60,8 +64,9 @@ class Pretrained:
 def resolve(weights: str, model=None) -> Pretrained:
     """Reads W. `model`: the zoo name (or config) the user asked for, or None to take W's design.
 
-    W's design wins: giving another design with a W that carries one is an error, and W without
-    a design ("imagenet", keras.applications files) needs a zoo name.
+    W's design wins: giving a design that builds another network than the one W carries is an
+    error (the same network, by zoo name or by parameters, is accepted), and W without a design
+    ("imagenet", keras.applications files) needs a zoo name.
     """
     from regnet_keras.weights import h5 as weights_h5
     weights = os.path.expanduser(str(weights))
@@ -69,6 +74,9 @@ def resolve(weights: str, model=None) -> Pretrained:
         zoo_name = _zoo_name(model, weights)
         path = weights_h5.fetch_imagenet_weights(zoo_name, include_top=True)
         return _from_weights_file(weights, IMAGENET, weights_h5.open_weights_file(path), model)
+    from regnet_keras.hub import loading as hub_loading
+    if hub_loading.is_handle(weights) and not os.path.isfile(os.path.join(weights, RUN_FILE)):
+        return _from_hub(weights, model)
     if os.path.isdir(weights):
         run_model = os.path.join(weights, RUN_MODEL)
         if not os.path.isfile(os.path.join(weights, RUN_FILE)) or not os.path.isfile(run_model):
@@ -78,8 +86,9 @@ def resolve(weights: str, model=None) -> Pretrained:
         return _from_keras_model(weights, run_model, model)
     from regnet_keras.weights import pytorch as pytorch_weights
     if pytorch_weights.is_pytorch_file(weights) and os.path.isfile(weights):
-        _check_design(model, weights)
-        return _from_pytorch(weights, weights, pytorch_weights.read_pytorch_weights(weights))
+        pretrained = _from_pytorch(weights, weights, pytorch_weights.read_pytorch_weights(weights))
+        _check_design(model, weights, pretrained.model)
+        return pretrained
     if not os.path.exists(weights) and os.sep not in weights and "." not in weights:
         return _from_named_weights(weights, model)
     if not os.path.isfile(weights):
@@ -103,18 +112,28 @@ def _zoo_name(model, weights) -> str:
     return get_entry(model).name
 
 
-def _check_design(model, weights):
-    if model is not None:
-        raise PretrainedWeightsError(
-            f"weights={weights!r} carries its own design, so the model comes from it: leave "
-            "--model, --w0 and --stage_widths unset.")
+def _as_anynet(design):
+    """The network a zoo name or design config builds, as an AnyNetConfig."""
+    if isinstance(design, str):
+        from regnet_keras.zoo import get_config
+        design = get_config(design)
+    return design.to_anynet()
+
+
+def _check_design(model, weights, carried):
+    """Refuses a `model` that builds another network than `carried`, the design W carries."""
+    if model is None or _as_anynet(model) == _as_anynet(carried):
+        return
+    raise PretrainedWeightsError(
+        f"weights={weights!r} carries its own design, which is not {model!r}: the model comes "
+        "from W, so leave --model, --w0 and --stage_widths unset or give W's design.")
 
 
 def _from_weights_file(name, kind, weights_file, model) -> Pretrained:
     if weights_file.config is None:
         design = _zoo_name(model, name)
     else:
-        _check_design(model, name)
+        _check_design(model, name, weights_file.config)
         design = weights_file.config
     return Pretrained(name=name, kind=kind, file=weights_file.path,
                       sha256=sha256_of(weights_file.path), model=design,
@@ -146,11 +165,22 @@ def _from_pytorch(name, path, imported) -> Pretrained:
                       origin=imported.origin.to_dict())
 
 
+def _from_hub(handle, model) -> Pretrained:
+    """A KerasHub preset or timm repository (local, hf:// or kaggle://) with its own design."""
+    from regnet_keras.hub import loading as hub_loading
+    found = hub_loading.starting_weights(handle)
+    _check_design(model, handle, found.config)
+    kind = "timm" if found.file.endswith(".safetensors") else "keras_hub"
+    return Pretrained(name=handle, kind=kind, file=found.file, sha256=sha256_of(found.file),
+                      model=found.config, padding=found.padding,
+                      preprocessing=found.preprocessing, classes=found.classes,
+                      tensors=found.tensors, origin=found.origin)
+
+
 def _from_keras_model(name, path, model) -> Pretrained:
     from regnet_keras.introspect import design_of_model
     from regnet_keras.saving import load_model
     from regnet_keras.weights import h5 as weights_h5
-    _check_design(model, name)
     try:
         keras_model = load_model(path)
     except Exception as error:  # Keras raises many types for unreadable archives
@@ -160,6 +190,7 @@ def _from_keras_model(name, path, model) -> Pretrained:
         design = design_of_model(keras_model)
     except ValueError as error:
         raise PretrainedWeightsError(f"weights={name!r}: {error}") from error
+    _check_design(model, name, design.config)
     return Pretrained(name=name, kind="keras_model", file=path, sha256=sha256_of(path),
                       model=design.config, padding=design.padding,
                       preprocessing=design.preprocessing, classes=design.classes,
