@@ -2,24 +2,22 @@
 (regnet_keras.weights.h5.open_weights_file)."""
 
 import os
-import tempfile
 
 import h5py
 import numpy as np
 
 from regnet_keras.weights import h5 as weights_h5
 from tests import h5_crafting
+from fuzz.input_file import InputFile
 
 INSTRUMENTED_MODULES = ("regnet_keras.weights.h5", "regnet_keras.hdf5_files",
                         "regnet_keras.design_space", "regnet_keras.weights.origin", "h5py")
 
-_FILE = os.path.join(tempfile.mkdtemp(prefix="fuzz_h5_weights_"), "input.h5")
+_INPUT = InputFile("input.h5")
 
 
 def test_one_input(data: bytes) -> None:
-    with open(_FILE, "wb") as file:
-        file.write(data)
-    weights_h5.open_weights_file(_FILE)
+    weights_h5.open_weights_file(_INPUT.holding(data))
 
 
 def write_seeds(directory: str) -> None:

@@ -1,25 +1,23 @@
 """Fuzzes the loading of .keras model files (regnet_keras.saving.load_model)."""
 
 import os
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402  (imported under the instrumentation hook: its saving code is covered)
 
 from regnet_keras import saving  # noqa: E402
+from fuzz.input_file import InputFile  # noqa: E402
 
 INSTRUMENTED_MODULES = ("regnet_keras.saving", "regnet_keras.hdf5_files", "keras.src.saving",
                         "zipfile")
 
-_FILE = os.path.join(tempfile.mkdtemp(prefix="fuzz_keras_file_"), "input.keras")
+_INPUT = InputFile("input.keras")
 
 
 def test_one_input(data: bytes) -> None:
-    with open(_FILE, "wb") as file:
-        file.write(data)
     try:
-        saving.load_model(_FILE)
+        saving.load_model(_INPUT.holding(data))
     finally:
         keras.backend.clear_session()
 

@@ -3,21 +3,19 @@
 import json
 import os
 import struct
-import tempfile
 
 import numpy as np
 
 from regnet_keras.weights import state_dict_files
+from fuzz.input_file import InputFile
 
 INSTRUMENTED_MODULES = ("regnet_keras.weights.state_dict_files", "safetensors")
 
-_FILE = os.path.join(tempfile.mkdtemp(prefix="fuzz_safetensors_"), "input.safetensors")
+_INPUT = InputFile("input.safetensors")
 
 
 def test_one_input(data: bytes) -> None:
-    with open(_FILE, "wb") as file:
-        file.write(data)
-    state_dict_files.read(_FILE)
+    state_dict_files.read(_INPUT.holding(data))
 
 
 def _raw(header: dict, data: bytes) -> bytes:

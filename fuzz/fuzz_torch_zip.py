@@ -1,23 +1,21 @@
 """Fuzzes the torch-free reader of PyTorch zip checkpoints (regnet_keras.weights.torch_zip)."""
 
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from regnet_keras.weights import torch_zip
 from tests import checkpoint_crafting as crafting
+from fuzz.input_file import InputFile
 
 INSTRUMENTED_MODULES = ("regnet_keras.weights.torch_zip", "zipfile")
 
-_FILE = os.path.join(tempfile.mkdtemp(prefix="fuzz_torch_zip_"), "input.pth")
+_INPUT = InputFile("input.pth")
 
 
 def test_one_input(data: bytes) -> None:
-    with open(_FILE, "wb") as file:
-        file.write(data)
-    torch_zip.load(_FILE)
+    torch_zip.load(_INPUT.holding(data))
 
 
 def write_seeds(directory: str) -> None:
