@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import zipfile
 
@@ -26,7 +27,27 @@ def _relative_files(root):
                   if os.path.isfile(path))
 
 
-def test_committed_goldens_are_the_tool_output(tmp_path):
+@pytest.fixture(scope="module")
+def kotlin_run(tmp_path_factory):
+    """The Kotlin build and JUnit run (about half a minute in one JVM), started by the first test
+    that asks for it, so that the goldens tool (a Python process) runs beside it. Returns a
+    function that waits for it and gives (exit status, output)."""
+    log_path = tmp_path_factory.mktemp("kotlin") / "run_tests.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(["bash", os.path.join(CORE, "run_tests.sh")], stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+
+    def finished():
+        returncode = process.wait(timeout=900)
+        return returncode, log_path.read_text()
+
+    yield finished
+    if process.poll() is None:  # no test waited for it (a -k selection): kotlinc and java too
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_committed_goldens_are_the_tool_output(tmp_path, kotlin_run):
     run_python(["-m", "tools.android_goldens", "--out", str(tmp_path)])
     committed, generated = _relative_files(GOLDENS), _relative_files(tmp_path)
     assert committed == generated, "rerun python -m tools.android_goldens --out " + GOLDENS
@@ -36,7 +57,7 @@ def test_committed_goldens_are_the_tool_output(tmp_path):
         f"python -m tools.android_goldens --out android_demo/core/src/test/resources/goldens")
 
 
-def test_kotlin_core_junit_tests_pass():
+def test_kotlin_core_junit_tests_pass(kotlin_run):
     assert (shutil.which("kotlinc") and os.path.isfile("/usr/share/java/junit4.jar")
             and os.path.isfile("/usr/share/java/gson.jar")), (
         "kotlinc, junit4 or gson is missing: bash scripts/setup.sh installs Debian's kotlin, junit4 "
@@ -44,10 +65,8 @@ def test_kotlin_core_junit_tests_pass():
     sources = glob.glob(os.path.join(CORE, "src", "test", "kotlin", "**", "*.kt"), recursive=True)
     expected = sum(len(re.findall(r"^\s*@Test\b", open(path).read(), re.M)) for path in sources)
     assert expected >= 30
-    result = subprocess.run(["bash", os.path.join(CORE, "run_tests.sh")], capture_output=True,
-                            text=True, timeout=900)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
+    returncode, output = kotlin_run()
+    assert returncode == 0, output[-6000:]
     assert f"OK ({expected} tests)" in output, output[-6000:]
     difference = float(re.search(r"largest \|float difference\| = (\S+),", output).group(1))
     assert difference <= 1e-6

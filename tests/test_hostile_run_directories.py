@@ -52,6 +52,10 @@ def test_a_valid_run_and_one_missing_fields_read_back(tmp_path):
     (dict(RUN, epochs=1e308), "epochs of type float"),
     (dict(RUN, class_names=["a", 3]), "class_names that are not all strings"),
     (dict(RUN, class_names="abc"), "class_names of type str"),
+    (dict(RUN, ema_decay="0.9"), "ema_decay of type str"),
+    (dict(RUN, mixup_alpha=True), "mixup_alpha of type bool"),
+    (dict(RUN, teacher="runs/big"), "teacher of type str"),
+    (dict(RUN, auto_augment=["randaugment"]), "auto_augment of type list"),
 ])
 def test_run_files_of_the_wrong_kind_are_refused(tmp_path, content, expected):
     write_run(tmp_path, content)

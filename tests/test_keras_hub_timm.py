@@ -43,11 +43,10 @@ def test_timm_snapshot_gives_timms_logits_from_raw_images(tmp_path, name):
     assert origin["top1"] == published[f"hf://timm/{name}"]
 
 
-def test_a_new_class_count_keeps_the_backbone_and_gives_a_fresh_head(tmp_path):
-    write_snapshot(tmp_path, "regnetx_002.pycls_in1k", image_size=SIZE)
-    classifier = regnet_keras.from_preset(str(tmp_path), num_classes=5)
+def test_a_new_class_count_keeps_the_backbone_and_gives_a_fresh_head(snapshot_x):
+    classifier = regnet_keras.from_preset(str(snapshot_x), num_classes=5)
     assert classifier.output_dense.units == 5
-    full = regnet_keras.from_preset(str(tmp_path))
+    full = regnet_keras.from_preset(str(snapshot_x))
     for mine, theirs in zip(classifier.backbone.weights, full.backbone.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
 

@@ -145,7 +145,9 @@ def test_helpfull_lists_the_training_flags():
     for flag in ("--model", "--dataset", "--data_dir", "--image_size", "--batch_size",
                  "--epochs", "--lr", "--warmup_epochs", "--weight_decay", "--label_smoothing",
                  "--mixed_precision", "--jit_compile", "--model_dir", "--seed", "--strategy",
-                 "--preset", "--corrupt_images"):
+                 "--preset", "--corrupt_images", "--auto_augment", "--mixup_alpha",
+                 "--cutmix_alpha", "--cutmix_probability", "--train_image_size", "--ema_decay",
+                 "--teacher", "--distill_alpha", "--distill_temperature"):
         # absl prints boolean flags as --[no]name.
         assert re.search(r"--(\[no\])?" + flag[2:] + ":", result.stdout), flag
 
@@ -158,23 +160,32 @@ def _config_from_command_line(*arguments):
             "print(json.dumps({'epochs': config.epochs, 'weight_decay': config.weight_decay, "
             "'min_crop_area': config.augmentation.min_crop_area, "
             "'erasing_probability': config.augmentation.erasing_probability, "
-            "'label_smoothing': config.label_smoothing}))")
+            "'label_smoothing': config.label_smoothing, "
+            "'lighting_std': config.augmentation.lighting_std, "
+            "'auto_augment': config.auto_augment, 'mixup_alpha': config.mixing.mixup_alpha, "
+            "'cutmix_alpha': config.mixing.cutmix_alpha, 'ema_decay': config.ema_decay}))")
     result = run([sys.executable, "-c", code, *arguments], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_presets_fill_unset_flags_and_the_command_line_wins():
+    baseline = {"lighting_std": 0.1, "auto_augment": "none", "mixup_alpha": 0.0,
+                "cutmix_alpha": 0.0, "ema_decay": 0.0}
     assert _config_from_command_line() == {"epochs": 5, "weight_decay": 5e-5,
                                            "min_crop_area": 1.0, "erasing_probability": 0.0,
-                                           "label_smoothing": 0.1}
+                                           "label_smoothing": 0.1, **baseline}
     assert _config_from_command_line("--preset", "long") == {
         "epochs": 40, "weight_decay": 5e-4, "min_crop_area": 0.8, "erasing_probability": 0.5,
-        "label_smoothing": 0.1}
+        "label_smoothing": 0.1, **baseline}
     assert _config_from_command_line("--preset", "long", "--weight_decay", "1e-4",
                                      "--epochs", "3", "--erasing_probability", "0") == {
         "epochs": 3, "weight_decay": 1e-4, "min_crop_area": 0.8, "erasing_probability": 0.0,
-        "label_smoothing": 0.1}
+        "label_smoothing": 0.1, **baseline}
+    assert _config_from_command_line("--preset", "recipe_v2", "--ema_decay", "0") == {
+        "epochs": 40, "weight_decay": 5e-4, "min_crop_area": 0.8, "erasing_probability": 0.1,
+        "label_smoothing": 0.1, "lighting_std": 0.0, "auto_augment": "trivialaugment_wide",
+        "mixup_alpha": 0.2, "cutmix_alpha": 1.0, "ema_decay": 0.0}
 
 
 def test_evaluate_tool_reports_top1_top5_and_saves_the_confusion_matrix(finished_run,
@@ -196,13 +207,25 @@ def test_evaluate_tool_reports_top1_top5_and_saves_the_confusion_matrix(finished
 
 
 def test_two_workers_on_localhost_end_with_identical_weights(tmp_path, tiny_data):
+    import regnet_keras
+    # With the recipe's every ingredient: a teacher of another design and size on each worker,
+    # mixed batches, the EMA (the published weights compared), training crops apart.
+    teacher = tmp_path / "teacher.weights.h5"
+    regnet_keras.save_weights(regnet_keras.RegNet(
+        RegNetConfig(w0=8, wa=8, wm=2, depth=3, group_width=8, se_ratio=0.25), include_top=True,
+        weights=None,
+        input_shape=(40, 40, 3), classes=10), str(teacher))
+    recipe = ["--teacher", str(teacher), "--teacher_image_size", "40", "--ema_decay", "0.9",
+              "--mixup_alpha", "0.2", "--cutmix_alpha", "1", "--auto_augment", "randaugment",
+              "--image_size", "36"]
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     processes = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         command = train_command(tmp_path / f"worker{index}", tiny_data, "--max_steps", "6",
-                                "--checkpoint_every_steps", "3", "--noevaluate")
+                                "--checkpoint_every_steps", "3", "--noevaluate", *recipe,
+                                "--train_image_size", "32")
         processes.append(subprocess.Popen(
             command, cwd=REPO, env=environment({"TF_CONFIG": tf_config}),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

@@ -73,13 +73,16 @@ def main(argv):
     open_seconds = time.perf_counter() - started
     print(f"data opened in {open_seconds:.1f} s ({source.train.num_examples} training, "
           f"{source.held_out.num_examples} held-out images)", flush=True)
-    pipeline = data_lib.TrainPipeline(source, config.image_size, config.augmentation,
-                                      config.seed)
+    # The batches and the step of tools.train with the same flags (the automatic augmentation,
+    # MixUp/CutMix and training crops included; a teacher is not run).
+    pipeline = data_lib.TrainPipeline(source, config.crop_size, config.augmentation,
+                                      config.seed, auto_augment=config.auto_augment,
+                                      mixing=config.mixing)
     steps, rounds = max(1, FLAGS.steps), max(1, FLAGS.rounds)
     per_round = max(1, steps // rounds)
     total = pipeline.steps_per_epoch(config.batch_size) * config.epochs
     get_keras().utils.set_random_seed(config.seed)
-    model = training.build_model(config, source.num_classes)
+    model = training.build_model(config, source.num_classes, config.crop_size)
     optimizer, _ = training.make_optimizer(config, total, 0)
     train_step = training.make_train_step(model, optimizer, config, source.num_classes,
                                           strategy)
@@ -101,7 +104,7 @@ def main(argv):
     in_memory, with_pipeline = statistics.median(held), statistics.median(fed)
     model_name = config.model if isinstance(config.model, str) else type(config.model).__name__
     batch = config.batch_size
-    print(f"{model_name} at {config.image_size}px, batch {batch}, "
+    print(f"{model_name} at {config.crop_size}px, batch {batch}, "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads")
     print(f"input pipeline alone:        {pipeline_only * 1000:7.1f} ms/batch "
           f"({batch / pipeline_only:.0f} img/s; {pipeline_cpu * 1000:.0f} ms of CPU)")

@@ -43,10 +43,12 @@ from regnet_keras.errors import InputError
 from regnet_keras.training.augmentation import (  # noqa: F401 (public names of this module)
     ERASING_AREA, ERASING_ASPECT_RATIO, LIGHTING_EIGENVALUES, LIGHTING_EIGENVECTORS,
     Augmentation, augment, photometric, random_resized_crop, random_resized_crop_one, to_rgb)
+from regnet_keras.training.auto_augment import AutoAugment
 from regnet_keras.training.image_cache import DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES
 from regnet_keras.training.image_cache import ImageCache, cache_for, shorter_side_for
 from regnet_keras.training.image_decoding import (  # noqa: F401 (ALPHA_BACKGROUND: public)
     ALPHA_BACKGROUND, is_decodable, read_image)
+from regnet_keras.training.mixing import BatchMixer, Mixing
 
 FASHION_MNIST = "fashion_mnist"
 FOLDER = "folder"
@@ -501,10 +503,40 @@ def eval_resize(images, image_size: int, crop_fraction: float, interpolation: st
 
 @dataclasses.dataclass(frozen=True)
 class TrainPipeline:
+    """Augmented training batches: the crop (augmentation.py), then the automatic augmentation
+    policy (auto_augment.py), lighting and erasing, then MixUp/CutMix (mixing.py). Labels are
+    int32 class indices, or class probabilities (batch, num_classes) when `mixing` is on."""
     source: Source
     image_size: int
     augmentation: Augmentation
     seed: int
+    auto_augment: str = "none"
+    mixing: Mixing = Mixing()
+
+    @functools.cached_property
+    def _policy(self):
+        return AutoAugment(self.auto_augment)
+
+    @functools.cached_property
+    def _mixer(self):
+        return BatchMixer(self.mixing) if self.mixing.enabled else None
+
+    @functools.cached_property
+    def _finish_function(self):
+        # Traced once and called by every epoch's dataset: Keras' layers make a graph that
+        # takes seconds to trace, which tf.data would otherwise do again for each epoch.
+        import tensorflow as tf
+        return tf.function(self._finish)
+
+    def _finish(self, crops, labels, seed):
+        """The per-batch stages after the crop; `seed` keys the batch."""
+        import tensorflow as tf
+        crops = self._policy(crops, seed)
+        images = photometric(crops, seed, self.augmentation)
+        if self._mixer is None:
+            return images, labels
+        probabilities = tf.one_hot(tf.cast(labels, tf.int32), self.source.num_classes)
+        return self._mixer(images, probabilities, seed)
 
     @functools.cached_property
     def _in_memory(self):
@@ -527,6 +559,9 @@ class TrainPipeline:
         resumed before it.
         """
         import tensorflow as tf
+        # Keras' layers are made here, eagerly: their construction creates variables, which the
+        # tf.data functions below may not.
+        _ = self._policy, self._mixer, self._finish_function
         split = self.source.train
         order = np.random.default_rng([self.seed, epoch]).permutation(split.num_examples)
         skip = skip_batches * batch_size
@@ -547,7 +582,8 @@ class TrainPipeline:
             images, labels = example
             seed = tf.stack([tf.constant(epoch_key, tf.int64),
                              tf.cast(positions[0], tf.int64) * num_workers + worker_index])
-            return augment(images, seed, self.image_size, self.augmentation), labels
+            crops = random_resized_crop(images, seed, self.image_size, self.augmentation)
+            return self._finish_function(crops, labels, seed)
 
         if split.images is not None:
             # In memory: batch the indices, gather and augment whole batches (vectorised).
@@ -574,7 +610,7 @@ class TrainPipeline:
             def finish_batch(positions, crops, labels):
                 seed = tf.stack([tf.constant(epoch_key, tf.int64),
                                  tf.cast(positions[0], tf.int64) * num_workers + worker_index])
-                return photometric(crops, seed, self.augmentation), labels
+                return self._finish_function(crops, labels, seed)
 
             ds = ds.map(crop_one, num_parallel_calls=tf.data.AUTOTUNE)
             ds = ds.batch(batch_size, drop_remainder=True)

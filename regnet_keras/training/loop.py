@@ -21,6 +21,13 @@ train only the classifier, at `head_lr`, with the backbone frozen and its BN lay
 mode (statistics unchanged); the whole network then trains on the warmup-cosine schedule.
 `freeze_bn` keeps every BN layer in inference mode, its scale and offset fixed, the whole run.
 W is read only when the run starts: a resumed run continues from its checkpoint.
+
+The recipe's ingredients: the pipeline's automatic augmentation and MixUp/CutMix (data.py);
+training crops of `train_image_size` while the saved model takes `image_size` (FixRes); an EMA
+of the weights (weight_averaging.py: the optimizer's average of the trainable weights and ours of
+the BN statistics, both in the checkpoint, the decay warmed up); distillation from a teacher (distillation.py), read
+when each session starts. With EMA or FixRes, evaluation and best.keras / final.keras use a
+second network at `image_size` holding the averaged (or raw) weights of the trained one.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import numpy as np
 
 from regnet_keras import keras_backend
 from regnet_keras.training import data as data_lib
+from regnet_keras.training import distillation as distillation_lib
 from regnet_keras.training import distribute as distribute_lib
 from regnet_keras.training import pretrained as pretrained_lib
 from regnet_keras.training import run_lock
@@ -45,6 +53,9 @@ from regnet_keras.training import run_lock
 from regnet_keras.training.run_file import (  # noqa: F401
     MAX_RUN_FILE_BYTES, RUN_FILE, RunDirectoryError, read_run)
 from regnet_keras.training import schedule as schedule_lib
+from regnet_keras.training import weight_averaging
+from regnet_keras.training.auto_augment import POLICIES as AUTO_AUGMENT_POLICIES
+from regnet_keras.training.mixing import Mixing
 
 BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
@@ -54,9 +65,15 @@ LOG_DIR = "logs"
 # What a restart must agree on with the run already in a model directory.
 IDENTITY_KEYS = ("model", "dataset", "data_dir", "image_size", "num_classes", "class_names",
                  "preprocessing", "batch_size", "epochs", "seed", "weights", "freeze_epochs",
-                 "freeze_bn")
-# What runs written before fine-tuning existed mean by the keys they lack.
-IDENTITY_DEFAULTS = {"weights": None, "freeze_epochs": 0.0, "freeze_bn": False}
+                 "freeze_bn", "train_image_size", "auto_augment", "mixup_alpha", "cutmix_alpha",
+                 "cutmix_probability", "ema_decay", "teacher", "distill_alpha",
+                 "distill_temperature")
+# What runs written before fine-tuning and the recipe's ingredients existed mean by the keys
+# they lack (train_image_size: None, the evaluation size).
+IDENTITY_DEFAULTS = {"weights": None, "freeze_epochs": 0.0, "freeze_bn": False,
+                     "train_image_size": None, "auto_augment": "none", "mixup_alpha": 0.0,
+                     "cutmix_alpha": 0.0, "cutmix_probability": 0.5, "ema_decay": 0.0,
+                     "teacher": None, "distill_alpha": 0.5, "distill_temperature": 1.0}
 CLASS_WEIGHTINGS = ("balanced",)
 
 
@@ -94,6 +111,17 @@ class TrainConfig:
     freeze_bn: bool = False
     class_weights: str | None = None  # None or "balanced"
     min_images_per_class: int = data_lib.MIN_IMAGES_PER_CLASS
+    # The recipe's ingredients (tools.train's flags of the same names).
+    train_image_size: int | None = None  # training crops (FixRes); None: image_size
+    auto_augment: str = "none"  # auto_augment.POLICIES
+    mixing: Mixing = Mixing()  # MixUp / CutMix
+    ema_decay: float = 0.0  # EMA of the weights per step; 0: off
+    distillation: distillation_lib.Distillation = distillation_lib.Distillation()
+
+    @property
+    def crop_size(self) -> int:
+        """The size of the training crops (the model is evaluated and saved at image_size)."""
+        return self.train_image_size or self.image_size
 
     @property
     def peak_lr(self) -> float:
@@ -109,17 +137,21 @@ class TrainConfig:
         return self.model if isinstance(self.model, str) else self.model.to_dict()
 
 
-def build_model(config: TrainConfig, num_classes: int):
-    """The RegNet to train: 0-255 RGB in (its own normalisation layer), softmax out."""
+def build_network(design, image_size: int, classes: int, padding: str, preprocessing: str):
+    """A RegNet classifier: 0-255 RGB in (its own normalisation layer), softmax out."""
     import regnet_keras
-    kwargs = dict(include_top=True, weights=None,
-                  input_shape=(config.image_size, config.image_size, 3), classes=num_classes,
-                  classifier_activation="softmax", include_preprocessing=True,
-                  preprocessing=config.preprocessing or "imagenet",
-                  padding=config.padding or "symmetric")
-    if isinstance(config.model, str):
-        return regnet_keras.build_model(config.model, **kwargs)
-    return regnet_keras.RegNet(config.model, **kwargs)
+    kwargs = dict(include_top=True, weights=None, input_shape=(image_size, image_size, 3),
+                  classes=classes, classifier_activation="softmax", include_preprocessing=True,
+                  preprocessing=preprocessing, padding=padding)
+    if isinstance(design, str):
+        return regnet_keras.build_model(design, **kwargs)
+    return regnet_keras.RegNet(design, **kwargs)
+
+
+def build_model(config: TrainConfig, num_classes: int, image_size: int | None = None):
+    """The run's RegNet at `image_size` (default: the evaluation size)."""
+    return build_network(config.model, image_size or config.image_size, num_classes,
+                         config.padding or "symmetric", config.preprocessing or "imagenet")
 
 
 def with_pretrained(config: TrainConfig, pretrained) -> TrainConfig:
@@ -174,13 +206,15 @@ def _save_model_atomically(model, path):
     os.replace(temporary, path)
 
 
-def run_identity(config: TrainConfig, source: data_lib.Source, pretrained=None) -> dict:
+def run_identity(config: TrainConfig, source: data_lib.Source, pretrained=None,
+                 teacher=None) -> dict:
     """What makes a run this run, in its JSON form (tuples become lists), so that it compares
     equal to the run.json a previous session wrote."""
-    return json.loads(json.dumps(_identity_values(config, source, pretrained)))
+    return json.loads(json.dumps(_identity_values(config, source, pretrained, teacher)))
 
 
-def _identity_values(config: TrainConfig, source: data_lib.Source, pretrained) -> dict:
+def _identity_values(config: TrainConfig, source: data_lib.Source, pretrained, teacher) -> dict:
+    distillation = config.distillation
     return {
         "model": config.model_description(),
         "dataset": config.dataset,
@@ -210,6 +244,16 @@ def _identity_values(config: TrainConfig, source: data_lib.Source, pretrained) -
         "freeze_bn": config.freeze_bn,
         "class_weights": config.class_weights,
         "min_images_per_class": config.min_images_per_class,
+        # The recipe's ingredients, under the names of their tools.train flags.
+        "train_image_size": config.train_image_size,
+        "auto_augment": config.auto_augment,
+        "mixup_alpha": config.mixing.mixup_alpha,
+        "cutmix_alpha": config.mixing.cutmix_alpha,
+        "cutmix_probability": config.mixing.cutmix_probability,
+        "ema_decay": config.ema_decay,
+        "teacher": teacher.record() if teacher is not None else None,
+        "distill_alpha": distillation.alpha,
+        "distill_temperature": distillation.temperature,
     }
 
 
@@ -289,12 +333,17 @@ def _weights_digest(model) -> str:
 
 
 def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, strategy,
-                    head_only: bool = False, class_weights=None):
+                    head_only: bool = False, class_weights=None, teacher=None,
+                    weight_average=None):
     """The distributed training step: (global batch images, labels) -> (loss sum, correct).
 
+    labels: class indices, or class probabilities (batch, classes) from MixUp/CutMix; an image
+    counts as correct when the model's top class is its labels' largest.
     head_only: train the classifier alone, the rest of the model (BN included) in inference
     mode, so neither backbone weights nor BN statistics change.
     class_weights: per-class factors of the loss (class_loss_weights), or None.
+    teacher: (logits model, input size) of distillation, or None.
+    weight_average: weight_averaging.WeightAverage kept over the steps, or None.
     """
     import tensorflow as tf
     from regnet_keras import layer_names
@@ -312,12 +361,26 @@ def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, str
     replicas = strategy.num_replicas_in_sync
     statistics = list(model.non_trainable_variables)
 
+    distillation = config.distillation
+
     def replica_step(images, labels):
+        if labels.shape.rank == 1:
+            targets = tf.one_hot(tf.cast(labels, tf.int32), num_classes)
+        else:
+            targets = tf.cast(labels, tf.float32)
+        if teacher is not None:
+            teacher_model, teacher_size = teacher
+            soft_targets = tf.stop_gradient(distillation_lib.teacher_logits(
+                teacher_model, images, teacher_size))
         with tf.GradientTape() as tape:
             logits = tf.cast(logits_model(images, training=not head_only), tf.float32)
-            per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
+            per_example = loss_fn(targets, logits)
             if loss_weights is not None:
-                per_example = per_example * tf.gather(loss_weights, tf.cast(labels, tf.int32))
+                per_example = per_example * tf.linalg.matvec(targets, loss_weights)
+            if teacher is not None:
+                per_example = ((1.0 - distillation.alpha) * per_example +
+                               distillation.alpha * distillation_lib.soft_loss(
+                                   logits, soft_targets, distillation.temperature))
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
             if config.weight_decay:
                 loss += 0.5 * config.weight_decay * tf.add_n(
@@ -337,12 +400,17 @@ def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, str
             for variable, value in zip(statistics, averaged):
                 variable.assign(value)
         correct = tf.reduce_sum(tf.cast(tf.equal(
-            tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32))
+            tf.argmax(logits, -1, output_type=tf.int32),
+            tf.argmax(targets, -1, output_type=tf.int32)), tf.float32))
         return tf.reduce_sum(per_example), correct
 
     @tf.function(jit_compile=config.jit_compile or None)
     def train_step(images, labels):
+        if weight_average is not None:
+            weight_average.before_step(optimizer.iterations)
         loss_sum, correct = strategy.run(replica_step, args=(images, labels))
+        if weight_average is not None:
+            weight_average.after_step(optimizer.iterations)
         return (strategy.reduce("SUM", loss_sum, axis=None),
                 strategy.reduce("SUM", correct, axis=None))
 
@@ -352,14 +420,17 @@ def make_train_step(model, optimizer, config: TrainConfig, num_classes: int, str
 def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int,
                    head_steps: int = 0):
     """SGD with Nesterov momentum on the warmup-cosine schedule (loss-scaled for float16),
-    after `head_steps` at the classifier-only rate."""
+    after `head_steps` at the classifier-only rate; with `ema_decay`, keeping Keras' moving
+    average of the trainable weights."""
     from regnet_keras.keras_backend import get_keras
     keras = get_keras()
     learning_rate = schedule_lib.keras_schedule(config.peak_lr, total_steps, warmup_steps,
                                                 head_steps=head_steps,
                                                 head_lr=config.head_peak_lr)
+    averaging = (dict(use_ema=True, ema_momentum=config.ema_decay) if config.ema_decay
+                 else {})
     optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum,
-                                     nesterov=config.nesterov)
+                                     nesterov=config.nesterov, **averaging)
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     return optimizer, learning_rate
@@ -392,6 +463,7 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     if config.freeze_epochs and not config.weights:
         raise ValueError(f"freeze_epochs={config.freeze_epochs} freezes a pretrained backbone: "
                          "pass --weights, or --freeze_epochs 0 to train from scratch.")
+    _check_recipe(config)
     if is_chief:
         run_lock.check_free(config.model_dir)  # before reading any data: refused at once
     source = source or data_lib.open_source(
@@ -409,11 +481,15 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
     pretrained = (pretrained_lib.resolve(config.weights, config.model) if config.weights
                   else None)
     config = with_pretrained(config, pretrained)
+    teacher = (distillation_lib.resolve_teacher(config.distillation, source.class_names,
+                                                config.crop_size)
+               if config.distillation.teacher else None)
     class_weights = class_loss_weights(config, source)
-    identity = run_identity(config, source, pretrained)
+    identity = run_identity(config, source, pretrained, teacher)
     previous = check_model_dir(config.model_dir, identity)
-    pipeline = data_lib.TrainPipeline(source, config.image_size, config.augmentation,
-                                      config.seed)
+    pipeline = data_lib.TrainPipeline(source, config.crop_size, config.augmentation,
+                                      config.seed, auto_augment=config.auto_augment,
+                                      mixing=config.mixing)
     if pipeline.steps_per_epoch(config.batch_size) < 1:
         raise ValueError(f"batch_size={config.batch_size} is larger than the "
                          f"{source.train.num_examples} training examples; lower --batch_size.")
@@ -421,14 +497,26 @@ def train(config: TrainConfig, strategy=None, source: data_lib.Source | None = N
         run_lock.acquire(config.model_dir)
     try:
         return _train(config, strategy, source, pipeline, log, pretrained, class_weights,
-                      previous, identity, worker_index, is_chief)
+                      previous, identity, worker_index, is_chief, teacher)
     finally:
         if is_chief:
             run_lock.release(config.model_dir)
 
 
+def _check_recipe(config: TrainConfig):
+    if config.train_image_size is not None and config.train_image_size < 32:
+        raise ValueError(f"train_image_size={config.train_image_size} is invalid: RegNets need "
+                         "inputs of 32 pixels or more.")
+    if config.auto_augment not in AUTO_AUGMENT_POLICIES:
+        raise ValueError(f"auto_augment={config.auto_augment!r} is invalid: choose one of "
+                         f"{AUTO_AUGMENT_POLICIES}.")
+    if not 0 <= config.ema_decay < 1:
+        raise ValueError(f"ema_decay={config.ema_decay} is invalid: it must be 0 (off) or "
+                         "below 1 (0.999 averages about the last 1000 steps).")
+
+
 def _train(config, strategy, source, pipeline, log, pretrained, class_weights, previous,
-           identity, worker_index, is_chief):
+           identity, worker_index, is_chief, teacher):
     import tensorflow as tf
     from regnet_keras.keras_backend import get_keras
     keras = get_keras()
@@ -456,16 +544,29 @@ def _train(config, strategy, source, pipeline, log, pretrained, class_weights, p
     keras.utils.set_random_seed(config.seed)
 
     with strategy.scope():
-        model = build_model(config, source.num_classes)
+        # The trained network takes the training crops; the one evaluated and saved takes
+        # image_size and holds the averaged weights with EMA. Without either it is the same.
+        model = build_model(config, source.num_classes, config.crop_size)
         if config.freeze_bn:
             for layer in model.layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.trainable = False  # Keras 3: inference mode, scale and offset fixed
+        published = (model if config.crop_size == config.image_size and not config.ema_decay
+                     else build_model(config, source.num_classes))
         optimizer, learning_rate = make_optimizer(config, total_steps, warmup_steps,
                                                   head_steps)
         optimizer.build(model.trainable_variables)
+        weight_average = (weight_averaging.WeightAverage(model, optimizer, config.ema_decay)
+                          if config.ema_decay else None)
         best_top1 = tf.Variable(-1.0, trainable=False, dtype=tf.float32)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
+        state = dict(model=model, optimizer=optimizer, best_top1=best_top1)
+        if weight_average is not None:
+            state["statistics_average"] = weight_average.variables
+        checkpoint = tf.train.Checkpoint(**state)
+        teacher_network = None
+        if teacher is not None:
+            teacher_network = (distillation_lib.build_teacher(teacher, build_network),
+                               teacher.image_size)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
     restore_dir = os.path.join(config.model_dir, CHECKPOINT_DIR)
     latest = tf.train.latest_checkpoint(restore_dir)
@@ -476,19 +577,30 @@ def _train(config, strategy, source, pipeline, log, pretrained, class_weights, p
         kept = pretrained_lib.load_backbone(model, pretrained)
         log(f"starting from {pretrained.name} ({pretrained.kind}, {pretrained.file}): "
             f"{'its classifier kept' if kept else f'a new {source.num_classes}-class classifier'}")
+    if teacher is not None:
+        log(f"distilling from {teacher.pretrained.name} ({teacher.pretrained.kind}, "
+            f"{teacher.image_size}px), alpha {config.distillation.alpha}, temperature "
+            f"{config.distillation.temperature}")
     step = int(optimizer.iterations.numpy())
     if step:
         log(f"resumed from {latest} at step {step} of {total_steps}")
 
+    step_options = dict(class_weights=class_weights, teacher=teacher_network,
+                        weight_average=weight_average)
     whole_step = make_train_step(model, optimizer, config, source.num_classes, strategy,
-                                 class_weights=class_weights)
+                                 **step_options)
     head_step = (make_train_step(model, optimizer, config, source.num_classes, strategy,
-                                 head_only=True, class_weights=class_weights)
+                                 head_only=True, **step_options)
                  if head_steps else None)
+
+    def publish():
+        """`published` <- the trained network's weights (averaged with EMA)."""
+        if published is not model:
+            weight_averaging.copy_averaged(model, optimizer, weight_average, published)
 
     @tf.function(autograph=False)  # straight-line code; AutoGraph only warns about it
     def eval_step(images, labels):
-        probabilities = tf.cast(model(images, training=False), tf.float32)
+        probabilities = tf.cast(published(images, training=False), tf.float32)
         top5 = tf.math.in_top_k(tf.cast(labels, tf.int32), probabilities,
                                 min(5, source.num_classes))
         top1 = tf.equal(tf.argmax(probabilities, -1, output_type=tf.int32),
@@ -561,6 +673,7 @@ def _train(config, strategy, source, pipeline, log, pretrained, class_weights, p
             break
         if step % config.checkpoint_every_steps:
             save_state()
+        publish()
         top1, top5 = evaluate()
         is_best = top1 > float(best_top1.numpy())
         if is_best:
@@ -574,7 +687,7 @@ def _train(config, strategy, source, pipeline, log, pretrained, class_weights, p
             f"({row['epoch_seconds']:.0f} s)")
         if is_chief:
             if is_best:
-                _save_model_atomically(model, os.path.join(config.model_dir, BEST_MODEL))
+                _save_model_atomically(published, os.path.join(config.model_dir, BEST_MODEL))
             new_file = not os.path.exists(history_path)
             with open(history_path, "a", newline="") as file:
                 writer_csv = csv.DictWriter(file, fieldnames=list(row))
@@ -593,7 +706,8 @@ def _train(config, strategy, source, pipeline, log, pretrained, class_weights, p
     result.update(identity)
     result["optimizer_steps"] = step
     result["steps_per_epoch"] = steps_per_epoch
-    result["weights_sha256"] = _weights_digest(model)
+    publish()
+    result["weights_sha256"] = _weights_digest(published)
     if steps_run:
         result["step_seconds"] = round(stepping_seconds / steps_run, 4)
         result["input_wait_seconds_per_step"] = round(waiting_seconds / steps_run, 4)
@@ -605,9 +719,9 @@ def _train(config, strategy, source, pipeline, log, pretrained, class_weights, p
                        "best_test_top1": round(float(best_top1.numpy()), 6)})
         if is_chief:
             if not os.path.exists(os.path.join(config.model_dir, BEST_MODEL)):
-                _save_model_atomically(model, os.path.join(config.model_dir, BEST_MODEL))
+                _save_model_atomically(published, os.path.join(config.model_dir, BEST_MODEL))
             if steps_run or not os.path.exists(os.path.join(config.model_dir, FINAL_MODEL)):
-                _save_model_atomically(model, os.path.join(config.model_dir, FINAL_MODEL))
+                _save_model_atomically(published, os.path.join(config.model_dir, FINAL_MODEL))
             if steps_run:
                 result["train_seconds_last_session"] = round(train_seconds, 1)
     else:

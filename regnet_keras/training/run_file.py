@@ -26,7 +26,11 @@ _RUN_FIELD_TYPES = {"model": (str, dict, type(None)), "dataset": (str,),
                     "class_names": (list,), "preprocessing": (str, type(None)),
                     "batch_size": (int,), "epochs": (int,), "seed": (int,),
                     "weights": (dict, str, type(None)), "freeze_epochs": (int, float),
-                    "freeze_bn": (bool,)}
+                    "freeze_bn": (bool,), "train_image_size": (int, type(None)),
+                    "auto_augment": (str,), "mixup_alpha": (int, float),
+                    "cutmix_alpha": (int, float), "cutmix_probability": (int, float),
+                    "ema_decay": (int, float), "teacher": (dict, type(None)),
+                    "distill_alpha": (int, float), "distill_temperature": (int, float)}
 
 
 def read_run(model_dir) -> dict | None:
