@@ -54,3 +54,10 @@ def keras_applications_references(tmp_path_factory):
 
 def table_figure(text: str) -> int:
     return int(re.sub(r"[,_]", "", text))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A small Fashion-MNIST-shaped dataset (tests/training_helpers.py) for training runs."""
+    from tests.training_helpers import write_tiny_fashion_mnist
+    return write_tiny_fashion_mnist(tmp_path_factory.mktemp("fashion"))

@@ -98,11 +98,17 @@ def test_flags_that_contradict_the_weights_and_unsupported_weights_are_refused(
 
 
 def test_the_frozen_phase_leaves_the_backbone_and_its_bn_statistics_unchanged(
-        source_weights, three_classes, tmp_path):
+        source_weights, three_classes, tmp_path, monkeypatch):
+    resolved = []
+    resolve = pretrained_lib.resolve
+    monkeypatch.setattr(pretrained_lib, "resolve",
+                        lambda *args: resolved.append(resolve(*args)) or resolved[-1])
     model_dir = tmp_path / "frozen"
     result = training.train(_config(model_dir, three_classes, weights=source_weights,
                                     freeze_epochs=1.0, head_lr=0.5))
     assert result["status"] == "finished" and result["optimizer_steps"] > 0
+    # W's tensors are not kept beside the model once it holds them.
+    assert len(resolved) == 1 and resolved[0].tensors == {}
     info = json.loads((model_dir / "run.json").read_text())
     assert info["weights"]["sha256"] == sha256_of(source_weights)
     assert info["weights"]["name"] == source_weights and info["freeze_epochs"] == 1.0

@@ -33,11 +33,6 @@ STEPS = 16  # 256 images / 32 per batch x 2 epochs
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return write_tiny_fashion_mnist(tmp_path_factory.mktemp("fashion"))
-
-
-@pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory, tiny_data):
     model_dir = tmp_path_factory.mktemp("teacher") / "run"
     result = run(train_command(model_dir, tiny_data, "--se_ratio", "0.25", "--noevaluate"))
@@ -181,3 +176,19 @@ def test_a_teacher_run_of_other_class_names_is_refused(tmp_path, teacher_run):
         distillation_lib.Distillation(teacher=str(teacher_run)), original, 36)
     assert resolved.image_size == 32  # the teacher run's own size
     assert os.path.samefile(resolved.pretrained.file, teacher_run / "final.keras")
+
+
+def test_the_built_teacher_computes_the_teacher_runs_logits_and_drops_its_file_tensors(
+        teacher_run):
+    import regnet_keras
+    class_names = json.loads((teacher_run / "run.json").read_text())["class_names"]
+    teacher = distillation_lib.resolve_teacher(
+        distillation_lib.Distillation(teacher=str(teacher_run)), class_names, 32)
+    logits_model = distillation_lib.build_teacher(teacher, training.build_network)
+    assert teacher.pretrained.tensors == {}  # the network holds them; a copy is not kept
+    saved = regnet_keras.load_model(str(teacher_run / "final.keras"))
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    probabilities = saved.predict(images, verbose=0)
+    logits = logits_model.predict(images, verbose=0)
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True),
+                               probabilities, rtol=1e-4, atol=1e-6)

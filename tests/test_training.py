@@ -14,16 +14,11 @@ from regnet_keras.design_space import RegNetConfig
 from regnet_keras.training import loop as training
 from tests.conftest import REPO
 from tests.training_helpers import (environment, free_port, run, train_command,
-                                    write_image_folder, write_tiny_fashion_mnist)
+                                    write_image_folder)
 
 TINY = RegNetConfig(w0=8, wa=8, wm=2, depth=4, group_width=8)
 # 256 training images / batch 32 = 8 steps per epoch; 2 epochs.
 STEPS_PER_EPOCH, EPOCHS = 8, 2
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return write_tiny_fashion_mnist(tmp_path_factory.mktemp("fashion"))
 
 
 @pytest.fixture(scope="module")

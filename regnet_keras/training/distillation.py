@@ -103,6 +103,7 @@ def build_teacher(teacher: Teacher, build_model):
     model = build_model(pretrained.model, teacher.image_size, pretrained.classes,
                         pretrained.padding, pretrained.preprocessing or "imagenet")
     pretrained_lib.load_backbone(model, pretrained)
+    pretrained.release_tensors()
     model.trainable = False
     return get_keras().Model(model.inputs, model.get_layer(layer_names.LOGITS).output)
 

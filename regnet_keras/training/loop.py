@@ -577,6 +577,8 @@ def _train(config, strategy, source, pipeline, log, pretrained, class_weights, p
         kept = pretrained_lib.load_backbone(model, pretrained)
         log(f"starting from {pretrained.name} ({pretrained.kind}, {pretrained.file}): "
             f"{'its classifier kept' if kept else f'a new {source.num_classes}-class classifier'}")
+    if pretrained is not None:
+        pretrained.release_tensors()  # in the model now, or restored from the checkpoint
     if teacher is not None:
         log(f"distilling from {teacher.pretrained.name} ({teacher.pretrained.kind}, "
             f"{teacher.image_size}px), alpha {config.distillation.alpha}, temperature "

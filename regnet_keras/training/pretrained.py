@@ -55,6 +55,11 @@ class Pretrained:
     # library, layout, tag, license, published top-1; the TFLite metadata carries it on.
     origin: dict | None = None
 
+    def release_tensors(self):
+        """Drops W's tensors once the model holds them (or will not need them): a large W,
+        such as a teacher, would otherwise stay in memory beside the model for the whole run."""
+        self.tensors.clear()
+
     def record(self) -> dict:
         """What run.json keeps of W, so that resume, evaluate, QAT and convert know the origin."""
         return {"name": self.name, "kind": self.kind, "file": os.path.abspath(self.file),
