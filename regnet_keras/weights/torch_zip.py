@@ -83,17 +83,22 @@ def _refuse_state(record, state):
                           "torch writes none")
 
 
-# Frozen slotted records whose __setstate__ refuses: a pickle's BUILD opcode can neither add nor
-# change their fields after the checks of their construction.
+def _record(cls):
+    """A frozen slotted dataclass whose __setstate__ refuses: a pickle's BUILD opcode can neither
+    add nor change its fields after the checks of its construction. The refusal is installed
+    after dataclass() because some Python 3.11 releases (Debian 12's 3.11.2) replace a frozen
+    slotted dataclass's own __setstate__ with one that writes every field."""
+    record = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    record.__setstate__ = _refuse_state
+    return record
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@_record
 class _StorageType:
     name: str
-    __setstate__ = _refuse_state
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@_record
 class _Storage:
     """One storage's elements, in native byte order, read once from the archive."""
 
@@ -101,10 +106,9 @@ class _Storage:
     type_name: str
     array: np.ndarray
     bfloat16: bool
-    __setstate__ = _refuse_state
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@_record
 class _TensorView:
     """A tensor as the pickle describes it; checked and copied out of its storage by _Tree,
     which knows the tensor's key."""
@@ -113,7 +117,6 @@ class _TensorView:
     offset: int
     size: tuple
     stride: tuple
-    __setstate__ = _refuse_state
 
 
 def _is_int(value) -> bool:
